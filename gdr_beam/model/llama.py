@@ -1,0 +1,228 @@
+"""Llama-family decoder in Flax (linen): RMSNorm, RoPE, grouped-query attention, SwiGLU MLP.
+
+The KV cache is an explicit input and output (one buffer per layer, never a Flax variable), so
+the sampler can donate it to the jitted step and XLA updates it in place instead of copying it
+every token. Q/K/V and gate/up projections are fused into one matmul each: at decode time the
+matmuls are skinny ([batch, hidden]) and fewer, wider ones run closer to the machine's peak.
+
+Cache layout: slots [0, T). A row's prompt is left-padded so every row writes its new tokens at
+the same slot; `start[b]` is the first real slot of row b and RoPE positions are `slot - start`.
+That makes a prompt's result independent of how much padding its batch needed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gdr_beam.model.config import LlamaConfig
+
+
+class LayerCache(NamedTuple):
+    k: jax.Array  # [batch, kv_heads, T, head_dim]
+    v: jax.Array
+
+
+def init_cache(config: LlamaConfig, batch: int, length: int, dtype) -> tuple[LayerCache, ...]:
+    shape = (batch, config.num_kv_heads, length, config.head_dim)
+    return tuple(
+        LayerCache(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
+        for _ in range(config.num_layers))
+
+
+def rope_inv_freq(config: LlamaConfig) -> np.ndarray:
+    """Inverse RoPE frequencies, with Llama-3 style scaling when the checkpoint asks for it."""
+    dim = config.head_dim
+    inv_freq = 1.0 / (config.rope_theta ** (np.arange(0, dim, 2, dtype=np.float64) / dim))
+    scaling = config.rope_scaling
+    if scaling is None:
+        return inv_freq.astype(np.float32)
+    # Llama 3.1: long wavelengths are slowed down by `factor`, short ones kept, and the band in
+    # between is interpolated smoothly (same formula as the reference implementation).
+    low_wavelen = scaling.original_max_position / scaling.low_freq_factor
+    high_wavelen = scaling.original_max_position / scaling.high_freq_factor
+    wavelen = 2 * math.pi / inv_freq
+    smooth = (scaling.original_max_position / wavelen - scaling.low_freq_factor) / (
+        scaling.high_freq_factor - scaling.low_freq_factor)
+    interpolated = (1 - smooth) * inv_freq / scaling.factor + smooth * inv_freq
+    out = np.where(wavelen > low_wavelen, inv_freq / scaling.factor, inv_freq)
+    out = np.where((wavelen <= low_wavelen) & (wavelen >= high_wavelen), interpolated, out)
+    return out.astype(np.float32)
+
+
+def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.Array:
+    """x: [B, S, heads, head_dim]; HF "rotate_half" convention (GGUF loaders undo llama.cpp's
+    interleaving permutation so both formats arrive here the same way)."""
+    angles = positions[..., None].astype(jnp.float32) * inv_freq  # [B, S, hd/2]
+    cos = jnp.cos(angles)[:, :, None, :]
+    sin = jnp.sin(angles)[:, :, None, :]
+    x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+    out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+    return out.astype(x.dtype)
+
+
+class RMSNorm(nn.Module):
+    eps: float
+    dtype: jnp.dtype
+
+    @nn.compact
+    def __call__(self, x):
+        scale = self.param("scale", nn.initializers.ones, (x.shape[-1],), self.dtype)
+        x32 = x.astype(jnp.float32)
+        x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+        return x32.astype(self.dtype) * scale
+
+
+class Attention(nn.Module):
+    config: LlamaConfig
+    dtype: jnp.dtype
+
+    @nn.compact
+    def __call__(self, x, positions, cache: LayerCache, offset, start, inv_freq):
+        cfg = self.config
+        batch, seq, _ = x.shape
+        q_dim = cfg.num_heads * cfg.head_dim
+        kv_dim = cfg.num_kv_heads * cfg.head_dim
+        qkv = nn.Dense(q_dim + 2 * kv_dim, use_bias=cfg.attention_bias, dtype=self.dtype,
+                       param_dtype=self.dtype, name="qkv")(x)
+        q, k, v = jnp.split(qkv, [q_dim, q_dim + kv_dim], axis=-1)
+        q = apply_rope(q.reshape(batch, seq, cfg.num_heads, cfg.head_dim), positions, inv_freq)
+        k = apply_rope(k.reshape(batch, seq, cfg.num_kv_heads, cfg.head_dim), positions, inv_freq)
+        v = v.reshape(batch, seq, cfg.num_kv_heads, cfg.head_dim)
+
+        # Cache is [B, kv_heads, T, head_dim]: each (row, kv head) is one contiguous [T, hd]
+        # matrix, so attention is a plain batched matmul. (A [B, T, kv, hd] layout made XLA CPU
+        # spend ~7x longer on decode attention.)
+        k_all = jax.lax.dynamic_update_slice(
+            cache.k, k.transpose(0, 2, 1, 3).astype(cache.k.dtype), (0, 0, offset, 0))
+        v_all = jax.lax.dynamic_update_slice(
+            cache.v, v.transpose(0, 2, 1, 3).astype(cache.v.dtype), (0, 0, offset, 0))
+
+        # Grouped-query attention without repeating K/V: the q_per_kv heads that share a KV head
+        # and all query positions form the rows of one matmul against that head's cache.
+        group = cfg.q_per_kv
+        q = q.reshape(batch, seq, cfg.num_kv_heads, group, cfg.head_dim)
+        q = q.transpose(0, 2, 3, 1, 4).reshape(batch, cfg.num_kv_heads, group * seq, cfg.head_dim)
+        scores = jnp.einsum("bkqd,bktd->bkqt", q, k_all,
+                            preferred_element_type=jnp.float32) / math.sqrt(cfg.head_dim)
+        slots = jnp.arange(k_all.shape[2])
+        query_slots = jnp.tile(offset + jnp.arange(seq), group)  # row q = g * seq + s
+        # Visible: at or before the query's own slot, and not left padding of this row.
+        visible = (slots[None, None, :] <= query_slots[None, :, None]) & (
+            slots[None, None, :] >= start[:, None, None])  # [B, group*seq, T]
+        scores = jnp.where(visible[:, None], scores, jnp.finfo(jnp.float32).min)
+        probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
+        out = jnp.einsum("bkqt,bktd->bkqd", probs, v_all.astype(self.dtype))
+        out = out.reshape(batch, cfg.num_kv_heads, group, seq, cfg.head_dim)
+        out = out.transpose(0, 3, 1, 2, 4).reshape(batch, seq, q_dim)
+        out = nn.Dense(cfg.hidden_size, use_bias=False, dtype=self.dtype, param_dtype=self.dtype,
+                       name="o_proj")(out)
+        return out, LayerCache(k_all, v_all)
+
+
+class MLP(nn.Module):
+    config: LlamaConfig
+    dtype: jnp.dtype
+
+    @nn.compact
+    def __call__(self, x):
+        gate_up = nn.Dense(2 * self.config.intermediate_size, use_bias=False, dtype=self.dtype,
+                           param_dtype=self.dtype, name="gate_up")(x)
+        gate, up = jnp.split(gate_up, 2, axis=-1)
+        return nn.Dense(self.config.hidden_size, use_bias=False, dtype=self.dtype,
+                        param_dtype=self.dtype, name="down_proj")(nn.silu(gate) * up)
+
+
+class Block(nn.Module):
+    config: LlamaConfig
+    dtype: jnp.dtype
+
+    @nn.compact
+    def __call__(self, x, positions, cache, offset, start, inv_freq):
+        eps = self.config.rms_norm_eps
+        h, cache = Attention(self.config, self.dtype, name="attn")(
+            RMSNorm(eps, self.dtype, name="attn_norm")(x), positions, cache, offset, start,
+            inv_freq)
+        x = x + h
+        x = x + MLP(self.config, self.dtype, name="mlp")(
+            RMSNorm(eps, self.dtype, name="mlp_norm")(x))
+        return x, cache
+
+
+class Decoder(nn.Module):
+    """Token ids -> logits, reading and extending the KV cache.
+
+    Args (of __call__):
+      tokens: [B, S] int32, written at cache slots [offset, offset + S).
+      cache: one LayerCache per layer, [B, kv_heads, T, head_dim] each.
+      offset: scalar int32 slot of tokens[:, 0].
+      start: [B] int32 first non-padding slot of each row.
+      last_only: return logits of the last position only ([B, V]); prefill needs no more.
+    """
+
+    config: LlamaConfig
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, tokens, cache: Sequence[LayerCache], offset, start, last_only=False):
+        cfg = self.config
+        embed = self.param("embed", nn.initializers.normal(0.02),
+                           (cfg.vocab_size, cfg.hidden_size), self.dtype)
+        x = jnp.take(embed, tokens, axis=0)
+        positions = offset + jnp.arange(tokens.shape[1])[None, :] - start[:, None]
+        inv_freq = jnp.asarray(rope_inv_freq(cfg))
+        new_cache = []
+        # Layers are unrolled (a Python loop, not nn.scan): each layer keeps its own cache
+        # buffer, which XLA can update in place; scanning over stacked caches copies them.
+        for i in range(cfg.num_layers):
+            x, layer_cache = Block(cfg, self.dtype, name=f"layer_{i}")(
+                x, positions, cache[i], offset, start, inv_freq)
+            new_cache.append(layer_cache)
+        if last_only:
+            x = x[:, -1]
+        x = RMSNorm(cfg.rms_norm_eps, self.dtype, name="final_norm")(x)
+        # A tied head gets its own [hidden, vocab] copy at load time (see params_from_canonical): a plain
+        # x @ W is faster on XLA CPU than contracting against the transposed embedding.
+        head = self.param("lm_head", nn.initializers.normal(0.02),
+                          (cfg.hidden_size, cfg.vocab_size), self.dtype)
+        logits = jnp.dot(x, head, preferred_element_type=jnp.float32)
+        return logits, tuple(new_cache)
+
+
+def params_from_canonical(config: LlamaConfig, flat: dict, dtype) -> dict:
+    """Maps the loaders' canonical flat names (see checkpoints.py) to this module's tree.
+
+    Fuses q/k/v and gate/up, and gives a tied output head its own [hidden, vocab] copy. Arrays
+    stay NumPy here; the caller puts them on the device in `dtype`.
+    """
+    np_dtype = jnp.dtype(dtype)
+
+    def get(name):
+        return np.asarray(flat[name], dtype=np.float32).astype(np_dtype)
+
+    tree = {"embed": get("embed_tokens"), "final_norm": {"scale": get("final_norm")}}
+    head = flat.get("lm_head")
+    tree["lm_head"] = (get("lm_head") if head is not None
+                       else np.ascontiguousarray(get("embed_tokens").T))
+    for i in range(config.num_layers):
+        p = f"layers.{i}."
+        qkv = {"kernel": np.concatenate(
+            [get(p + "q_proj"), get(p + "k_proj"), get(p + "v_proj")], axis=1)}
+        if config.attention_bias:
+            qkv["bias"] = np.concatenate([get(p + "q_bias"), get(p + "k_bias"), get(p + "v_bias")])
+        tree[f"layer_{i}"] = {
+            "attn_norm": {"scale": get(p + "attn_norm")},
+            "attn": {"qkv": qkv, "o_proj": {"kernel": get(p + "o_proj")}},
+            "mlp_norm": {"scale": get(p + "mlp_norm")},
+            "mlp": {
+                "gate_up": {"kernel": np.concatenate(
+                    [get(p + "gate_proj"), get(p + "up_proj")], axis=1)},
+                "down_proj": {"kernel": get(p + "down_proj")},
+            },
+        }
+    return {"params": tree}

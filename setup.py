@@ -1,0 +1,37 @@
+"""gdr-beam: Generative Data Refinement at dataset scale on Apache Beam, with a JAX/Flax decoder."""
+
+import setuptools
+
+setuptools.setup(
+    name="gdr-beam",
+    version="0.1.0",
+    description="Generative Data Refinement with Apache Beam and a JAX/Flax decoder",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=setuptools.find_packages(include=["gdr_beam", "gdr_beam.*", "pipelines"]),
+    package_data={"gdr_beam": ["samples/*"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "apache-beam>=2.60",
+        # The CPU build keeps a CPU worker's install small; GPU/TPU containers install jax for their
+        # accelerator on top (see launch/).
+        "tensorflow-cpu>=2.16",
+        "tensorflow-datasets>=4.9",
+        "jax>=0.4.30",
+        "flax>=0.8",
+        "absl-py",
+        "numpy",
+        # Reads GGUF checkpoints and dequantises every ggml type; kept by the llama.cpp project.
+        "gguf>=0.10",
+        # Byte-level BPE from the checkpoint's own vocab and merges, instead of a hand-written BPE.
+        "tokenizers>=0.19",
+        # Renders the chat template stored in the checkpoint (same engine HF uses).
+        "jinja2>=3.1",
+        "safetensors>=0.4",
+    ],
+    extras_require={
+        # Independent reference implementations the tests compare the engine against.
+        # torch==2.13.0 resolves to the local CPU wheel on our machines.
+        "test": ["pytest", "torch==2.13.0", "transformers>=4.45", "accelerate"],
+    },
+)

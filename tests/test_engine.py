@@ -1,0 +1,142 @@
+"""The JAX engine against an independent reference: HF transformers (PyTorch, CPU) loading the
+same GGUF. Both dequantise with the `gguf` package; everything after that (layout, Q/K
+un-permutation, RoPE, attention, norms, head) is computed independently."""
+
+import os
+
+import numpy as np
+import pytest
+
+import gdr_beam
+from gdr_beam.model import checkpoints
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+LONG_TEXT = " ".join(
+    f"Line {i}: the quick brown fox number {i * 7 % 13} jumps over the lazy dog near "
+    f"river {chr(65 + i % 26)}." for i in range(60))
+
+PROMPTS = [
+    "The capital of France is",
+    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
+    "Translate to German: I would like a cup of coffee, please.",
+    "Emails: alice@example.com, bob.smith@corp.org. Call +1 (555) 010-9999!",
+    "1, 1, 2, 3, 5, 8, 13, 21,",
+    "Once upon a time, in a small village by the sea, there lived",
+    "Les élèves ont étudié l'histoire de la Révolution française 🇫🇷 et",
+    "SELECT name, email FROM users WHERE",
+    "Q: What is 12 * 12?\nA:",
+    "Rewrite politely: this is the worst service ever, you idiots.",
+]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return gdr_beam.load_model(dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def reference():
+    path = checkpoints.default_model_path()
+    directory, name = os.path.split(path)
+    torch.manual_seed(0)
+    hf = transformers.AutoModelForCausalLM.from_pretrained(
+        directory, gguf_file=name, dtype=torch.float32)
+    hf.eval()
+    return hf
+
+
+def _chat(model, text):
+    return model.apply_chat_template([{"role": "user", "content": text}])
+
+
+def test_default_model_config(model):
+    cfg = model.config
+    assert (cfg.num_layers, cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads) == (30, 576, 9, 3)
+    assert cfg.tie_word_embeddings
+    assert model.device.platform == "cpu"
+
+
+@pytest.mark.parametrize("text", [PROMPTS[0], PROMPTS[6], PROMPTS[3], LONG_TEXT])
+def test_logits_match_reference(model, reference, text):
+    ids = model.encode(text)
+    if text is LONG_TEXT:
+        assert len(ids) > 512
+    ours = model.logits(ids)
+    with torch.no_grad():
+        ref = reference(torch.tensor([ids])).logits[0].numpy()
+    assert ours.shape == ref.shape
+    # f32 on both sides; differences are summation order only.
+    np.testing.assert_allclose(ours, ref, atol=2e-3, rtol=1e-3)
+    assert (ours.argmax(-1) == ref.argmax(-1)).mean() > 0.99
+
+
+def test_greedy_continuations_match_reference(model, reference):
+    prompts = [_chat(model, p) for p in PROMPTS]
+    ours = model.generate_ids([model.encode(p) for p in prompts], max_new_tokens=64)
+    stop = model.tokenizer.stop_ids
+    matches = 0
+    for prompt, got in zip(prompts, ours):
+        ids = torch.tensor([model.encode(prompt)])
+        with torch.no_grad():
+            out = reference.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                     max_new_tokens=64, eos_token_id=sorted(stop),
+                                     pad_token_id=model.tokenizer.pad_id)
+        want = out[0, ids.shape[1]:].tolist()
+        want = want[:next((j for j, t in enumerate(want) if t in stop), len(want))]
+        matches += got == want
+    assert matches >= 9, f"only {matches}/10 greedy continuations match the reference"
+
+
+def test_padding_invariance(model):
+    """A prompt generates the same tokens alone as inside batches of other sizes and lengths."""
+    prompts = [_chat(model, p) for p in PROMPTS[:6]] + [LONG_TEXT[:900]]
+    batched = model.generate(prompts, max_new_tokens=24)
+    for i in (0, 3, 6):
+        assert model.generate([prompts[i]], max_new_tokens=24) == [batched[i]]
+    reordered = model.generate(prompts[::-1][:4], max_new_tokens=24)
+    assert reordered == batched[::-1][:4]
+
+
+def test_sampling_depends_on_seed_not_batch(model):
+    prompts = [_chat(model, "Write a sentence about the sea."), _chat(model, "Name a colour.")]
+    kwargs = dict(max_new_tokens=16, temperature=1.0, top_k=50, top_p=0.95)
+    both = model.generate(prompts, seed=[11, 22], **kwargs)
+    assert model.generate(prompts[:1], seed=[11], **kwargs) == both[:1]
+    assert model.generate(prompts[1:], seed=[22], **kwargs) == both[1:]
+    assert model.generate(prompts, seed=[11, 22], **kwargs) == both
+    others = [model.generate(prompts[:1], seed=[s], **kwargs)[0] for s in range(5)]
+    assert len(set(others)) > 1, "different seeds should give different samples"
+
+
+def test_top_k_one_is_greedy(model):
+    prompt = [_chat(model, "What is the capital of Italy?")]
+    greedy = model.generate(prompt, max_new_tokens=12)
+    assert model.generate(prompt, max_new_tokens=12, temperature=0.7, top_k=1) == greedy
+
+
+def test_stop_strings_and_max_new_tokens(model):
+    prompt = ["1, 2, 3, 4, 5, 6,"]
+    full_ids = model.generate_with_ids(prompt, max_new_tokens=20)[1][0]
+    assert len(full_ids) == 20  # counting never emits an end-of-turn token
+    text = model.generate(prompt, max_new_tokens=20)[0]
+    cut = model.generate(prompt, max_new_tokens=20, stop=[" 9,"])[0]
+    assert " 9," in text and cut == text[:text.index(" 9,")]
+
+
+def test_ends_at_end_of_turn(model):
+    text, ids = model.generate_with_ids([_chat(model, "Say hello.")], max_new_tokens=64)
+    assert len(ids[0]) < 64 and "<|im_end|>" not in text[0] and text[0].strip()
+
+
+def test_bad_arguments_are_clear_errors(model):
+    with pytest.raises(ValueError, match="exceeds the model context"):
+        model.generate(["x " * 9000], max_new_tokens=8)
+    with pytest.raises(ValueError, match="temperature"):
+        model.generate(["hi"], temperature=-1.0)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        model.generate(["hi"], max_new_tokens=0)
+    with pytest.raises(TypeError, match="list of prompts"):
+        model.generate("hi")
+    assert model.generate([]) == []
