@@ -19,7 +19,9 @@ import time
 
 from absl import app, flags
 
-flags.DEFINE_list("engines", ["jax", "hf", "llamacpp"], "Engines to measure.")
+flags.DEFINE_list("engines", ["jax", "jax_bf16w", "hf", "llamacpp"],
+                  "Engines to measure. jax: default dtypes (f32 on CPU); jax_bf16w: bf16 weights "
+                  "with f32 activations.")
 flags.DEFINE_list("batch_sizes", ["1", "8", "32", "64"], "Batch sizes (llama.cpp: 1 only).")
 flags.DEFINE_integer("max_new_tokens", 64, "Tokens generated per prompt.")
 flags.DEFINE_integer("repeats", 3, "Timed repeats per batch size (median reported).")
@@ -70,12 +72,13 @@ def _time_batches(run, prompts, batch_sizes, repeats):
     return out
 
 
-def _worker_jax(path, prompts, batch_sizes):
+def _worker_jax(path, prompts, batch_sizes, param_dtype=None):
     import jax
     import gdr_beam
     from gdr_beam.generate import SamplingParams, row_keys
     t0 = time.perf_counter()
-    model = gdr_beam.load_model(path, dtype=FLAGS.dtype, max_batch_size=max(batch_sizes))
+    model = gdr_beam.load_model(path, dtype=FLAGS.dtype, param_dtype=param_dtype,
+                                max_batch_size=max(batch_sizes))
     load_s = time.perf_counter() - t0
     n = FLAGS.max_new_tokens
 
@@ -85,7 +88,8 @@ def _worker_jax(path, prompts, batch_sizes):
         return sum(map(len, out))
 
     return {"engine": "gdr-beam JAX", "device": str(jax.devices()[0]),
-            "dtype": model.dtype.name, "load_s": round(load_s, 2),
+            "dtype": model.dtype.name, "param_dtype": model.param_dtype.name,
+            "load_s": round(load_s, 2),
             "batches": _time_batches(run, prompts, batch_sizes, FLAGS.repeats)}
 
 
@@ -138,7 +142,12 @@ def _worker_llamacpp(path, prompts, batch_sizes):
             "batches": _time_batches(run, prompts, [1], max(FLAGS.repeats, 5))}
 
 
-_WORKERS = {"jax": _worker_jax, "hf": _worker_hf, "llamacpp": _worker_llamacpp}
+_WORKERS = {
+    "jax": _worker_jax,
+    "jax_bf16w": lambda *a: _worker_jax(*a, param_dtype="bfloat16"),
+    "hf": _worker_hf,
+    "llamacpp": _worker_llamacpp,
+}
 
 
 def main(argv):
@@ -162,14 +171,15 @@ def main(argv):
     summary = {"machine": {"cpus": os.cpu_count(), "platform": sys.platform},
                "max_new_tokens": FLAGS.max_new_tokens, "results": results}
     ratios = {}
-    jax_b = results.get("jax", {}).get("batches", {})
     hf_b = results.get("hf", {}).get("batches", {})
     cpp = results.get("llamacpp", {}).get("batches", {}).get("1", {}).get("tokens_per_s")
-    for b, r in jax_b.items():
-        if cpp:
-            ratios[f"jax_b{b}_over_llamacpp_b1"] = round(r["tokens_per_s"] / cpp, 2)
-        if b in hf_b:
-            ratios[f"jax_b{b}_over_hf_b{b}"] = round(r["tokens_per_s"] / hf_b[b]["tokens_per_s"], 2)
+    for engine in ("jax", "jax_bf16w"):
+        for b, r in results.get(engine, {}).get("batches", {}).items():
+            if cpp:
+                ratios[f"{engine}_b{b}_over_llamacpp_b1"] = round(r["tokens_per_s"] / cpp, 2)
+            if b in hf_b:
+                ratios[f"{engine}_b{b}_over_hf_b{b}"] = round(
+                    r["tokens_per_s"] / hf_b[b]["tokens_per_s"], 2)
     summary["ratios"] = ratios
     print(json.dumps(summary, indent=2))
 

@@ -114,14 +114,14 @@ def _is_stop(ids, stop_ids):
 class Sampler:
     """Token-level batched generation with one Decoder and its parameters on one device."""
 
-    def __init__(self, config: LlamaConfig, params, dtype, *, pad_id: int,
+    def __init__(self, config: LlamaConfig, params, *, dtype, param_dtype, pad_id: int,
                  max_batch_size: int = 32, max_batch_tokens: int = 16384):
         self.config = config
         self.params = params
         self.pad_id = pad_id
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
-        self._model = Decoder(config, dtype)
+        self._model = Decoder(config, dtype, param_dtype)
         self._dtype = dtype
         self._prefill = jax.jit(self._prefill_impl, static_argnames=("cache_len", "static"))
         self._decode = jax.jit(self._decode_impl, static_argnames=("static",),
@@ -206,7 +206,9 @@ class Sampler:
     def _generate_batch(self, prompts, indices, max_new_tokens, sampling, keys, stop_ids,
                         should_stop):
         n_real = len(prompts)
-        batch = next_bucket(n_real)
+        # Never a batch of one: XLA CPU's matrix-vector path is slow for bf16 weights, and a
+        # second (idle) row costs almost nothing.
+        batch = next_bucket(n_real, 2)
         prompt_len = min(next_bucket(max(map(len, prompts)), _MIN_PROMPT_BUCKET),
                          self.config.max_position_embeddings)
         new_len = _round_up(max_new_tokens, _NEW_TOKENS_MULTIPLE)
@@ -235,7 +237,7 @@ class Sampler:
             cache, state = self._decode(self.params, cache, state, jnp.int32(prompt_len),
                                         start_dev, temperature, top_p, max_new, stop, stop_at,
                                         static=static)
-            done = np.asarray(state.done)
+            done = np.array(state.done)  # a writable copy
             step = int(state.step)
             if should_stop is not None:
                 out = np.asarray(state.tokens)

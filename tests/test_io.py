@@ -4,12 +4,10 @@ Each pipeline writes what it produced to files (records as JSON lines, dead lett
 WriteDeadLetters), so the assertions see exactly what a real run leaves on disk.
 """
 
-import base64
 import glob
 import gzip
 import json
 import os
-import struct
 
 import apache_beam as beam
 import numpy as np
@@ -255,7 +253,8 @@ def test_read_corrupt_tfrecord(tmp_path):
     truncated = write("truncated.tfrecord")
     with open(truncated, "r+b") as f:
         f.truncate(offsets[4] + 14)
-    not_example = write("not_example.tfrecord", [b"\xff\xff\xff", b""])
+    bad_text = rec.to_example({"id": "bad", "text": b"\xff"}).SerializeToString()
+    not_example = write("not_example.tfrecord", [b"\xff\xff\xff", b"", bad_text])
 
     records, dead, counters = run_read(tmp_path, tmp_path / "in" / "*.tfrecord")
 
@@ -269,12 +268,13 @@ def test_read_corrupt_tfrecord(tmp_path):
     assert got[("corrupt_tfrecord", f"{truncated}#4")].detail.startswith("truncated record")
     assert got[("invalid_example", f"{not_example}#0")].payload == b"\xff\xff\xff"
     assert got[("missing_text", f"{not_example}#1")].payload == b""
+    assert got[("invalid_utf8", f"{not_example}#2")].id == "bad"
     # bad_data.tfrecord sorts first: it supplies r0, r2, r3, r4; bad_length.tfrecord r1.
     assert [r["id"] for r in records] == ["r0", "r1", "r2", "r3", "r4"]
     assert records[1] == {"id": "r1", "text": "text 1", "n": 1}
     dups = sorted(d.source for d in dead if d.reason == "duplicate_id")
     assert dups == sorted([f"{bad_length}#0"] + [f"{truncated}#{i}" for i in range(4)])
-    assert len(records) + len(dead) == 5 + 3 + 5 + 2  # what each file yielded or lost
+    assert len(records) + len(dead) == 5 + 3 + 5 + 3  # what each file yielded or lost
     assert counters["gdr/read/corrupt_tfrecord"] == 2
 
 
@@ -335,6 +335,15 @@ def test_read_tfds_input(tmp_path):
 
     got, _, _ = run_read(tmp_path / "by_dir", f"tfds://{version_dir}?split=train[:3]")
     assert len(got) == 3
+
+    # A second split written later into the same directory keeps the first one loadable.
+    run_write([refined(i, n=i, tags=["c"]) for i in range(10, 13)], version_dir, name="tiny",
+              split="validation", num_shards=1)
+    splits = tfds.builder_from_directory(str(version_dir)).info.splits
+    assert {k: v.num_examples for k, v in splits.items()} == {"train": 5, "validation": 3}
+    got, _, _ = run_read(tmp_path / "validation", "tiny", format="tfds", split="validation",
+                         data_dir=str(data_dir))
+    assert [r["tags"] for r in got] == [["c"]] * 3
     got, _, _ = run_read(tmp_path / "as_files",
                          f"{version_dir}/tiny-train.tfrecord-*", text_field="text")
     assert len(got) == 5

@@ -1,1 +1,1 @@
-"""Apache Beam stages of gdr-beam: reading inputs, refining them, writing outputs and dead letters."""
+"""Apache Beam stages of gdr-beam: read inputs, refine them, write outputs and dead letters."""

