@@ -81,13 +81,13 @@ def localize(path: str) -> str:
     if os.path.exists(local):
         return local
     remote = path.rstrip("/")
-    if FileSystems.match([remote])[0].metadata_list:  # a single file
+    inside = FileSystems.match([remote + "/*"])[0].metadata_list
+    if inside:  # a checkpoint directory: copy every file in it
+        files = [(m.path, os.path.join(local, os.path.basename(m.path))) for m in inside]
+    elif FileSystems.match([remote])[0].metadata_list:  # a single file
         files = [(remote, local)]
-    else:  # a directory: copy every file under it
-        found = FileSystems.match([remote + "/*"])[0].metadata_list
-        if not found:
-            raise FileNotFoundError(f"checkpoint not found: {path}")
-        files = [(m.path, os.path.join(local, os.path.basename(m.path))) for m in found]
+    else:
+        raise FileNotFoundError(f"checkpoint not found: {path}")
     t0 = time.perf_counter()
     staging = local + f".partial-{os.getpid()}"
     for src, dst in files:

@@ -135,6 +135,10 @@ class Tokenizer:
         if eos is None:
             raise ValueError(f"{path}: no eos_token in tokenizer_config.json or config.json")
         template = config.get("chat_template")
+        template_file = os.path.join(path, "chat_template.jinja")  # where newer HF saves it
+        if template is None and os.path.exists(template_file):
+            with open(template_file, encoding="utf-8") as f:
+                template = f.read()
         if isinstance(template, list):  # named templates: take the default one
             template = next((t["template"] for t in template if t.get("name") == "default"),
                             None)
