@@ -28,6 +28,9 @@ setuptools.setup(
         # Renders the chat template stored in the checkpoint (same engine HF uses).
         "jinja2>=3.1",
         "safetensors>=0.4",
+        # C crc32c for TFRecord checksums (our framing reader checks them; pure Python is
+        # ~1000x slower). Also what apache-beam[gcp] pulls in.
+        "google-crc32c>=1.5",
     ],
     extras_require={
         # Independent reference implementations the tests compare the engine against.

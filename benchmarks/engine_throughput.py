@@ -1,16 +1,19 @@
 """Generated tokens/s of the gdr-beam JAX engine against HF transformers and llama.cpp.
 
 Every engine gets the same prompt token ids and generates exactly --max_new_tokens per prompt
-(end-of-turn tokens do not stop it), greedily. Each engine runs in its own subprocess, so its
-peak memory is its own and its threads do not fight another engine's. Per batch size the timed
-call is repeated and the median is reported; compile/warm-up time is reported separately.
+(end-of-turn tokens do not stop it), greedily. Each engine lives in its own subprocess (its
+peak memory is its own, its threads never run beside another engine's), and the timed calls
+are interleaved: repeat r of batch size b runs on every engine, one after the other, before
+repeat r+1. On a shared, noisy machine a slow period then hits all engines alike, so the
+reported ratios (medians over repeats) compare like with like.
 
     python benchmarks/engine_throughput.py                 # all engines, prints JSON
-    python benchmarks/engine_throughput.py --engines=jax --batch_sizes=32
+    python benchmarks/engine_throughput.py --engines=jax,hf --batch_sizes=32
 """
 
 import json
 import os
+import platform
 import resource
 import statistics
 import subprocess
@@ -20,14 +23,13 @@ import time
 from absl import app, flags
 
 flags.DEFINE_list("engines", ["jax", "jax_bf16w", "hf", "llamacpp"],
-                  "Engines to measure. jax: default dtypes (f32 on CPU); jax_bf16w: bf16 weights "
-                  "with f32 activations.")
+                  "Engines to measure. jax: default dtypes (f32 on CPU, bf16 on GPU); "
+                  "jax_bf16w: bf16 weights with f32 activations.")
 flags.DEFINE_list("batch_sizes", ["1", "8", "32", "64"], "Batch sizes (llama.cpp: 1 only).")
 flags.DEFINE_integer("max_new_tokens", 64, "Tokens generated per prompt.")
-flags.DEFINE_integer("repeats", 3, "Timed repeats per batch size (median reported).")
+flags.DEFINE_integer("repeats", 5, "Timed repeats per batch size (median reported).")
 flags.DEFINE_string("model", None, "Checkpoint (default: the embedded SmolLM2-135M GGUF).")
-flags.DEFINE_string("dtype", None, "JAX engine dtype (default: f32 on CPU, bf16 on GPU/TPU).")
-flags.DEFINE_string("worker", None, "Internal: run one engine and print its JSON.")
+flags.DEFINE_string("worker", None, "Internal: serve one engine over stdin/stdout.")
 FLAGS = flags.FLAGS
 
 _TOPICS = ["the ocean", "a city at night", "an old library", "a mountain village", "a robot",
@@ -36,50 +38,32 @@ _STYLES = ["Write a short story about", "Describe in detail", "Explain to a chil
            "Write a news report about", "List some facts about", "Write a poem about",
            "Give advice about", "Summarise what you know about"]
 
+# Engines that only decode one sequence at a time (their batch-1 figure is their best).
+_BATCH_ONE_ONLY = {"llamacpp"}
 
-def _prompts():
-    from gdr_beam.model.tokenizer import Tokenizer
+
+def _model_path():
     from gdr_beam.model import checkpoints
-    path = FLAGS.model or checkpoints.default_model_path()
-    tok = (Tokenizer.from_hf_dir(path) if os.path.isdir(path) else Tokenizer.from_gguf(path))
+    return FLAGS.model or checkpoints.default_model_path()
+
+
+def _prompts(path):
+    from gdr_beam.model.tokenizer import Tokenizer
+    tok = Tokenizer.from_hf_dir(path) if os.path.isdir(path) else Tokenizer.from_gguf(path)
     texts = [f"{s} {t}." for s in _STYLES for t in _TOPICS]
-    return path, [tok.encode(f"<|im_start|>user\n{x}<|im_end|>\n<|im_start|>assistant\n")
-                  for x in texts]
+    return [tok.encode(tok.apply_chat_template([{"role": "user", "content": x}]))
+            for x in texts]
 
 
-def _peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# -- engines: each returns (description dict, run(list of id lists) -> tokens generated) ------
 
 
-def _time_batches(run, prompts, batch_sizes, repeats):
-    """run(list_of_id_lists) -> generated token count. Returns per-batch-size figures."""
-    out = {}
-    for b in batch_sizes:
-        batch = prompts[:b]
-        t0 = time.perf_counter()
-        run(batch)  # warm-up: compiles on JAX, allocates on the others
-        warm = time.perf_counter() - t0
-        times, tokens = [], 0
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            tokens = run(batch)
-            times.append(time.perf_counter() - t0)
-        med = statistics.median(times)
-        out[str(b)] = {"tokens": tokens, "median_s": round(med, 3),
-                       "tokens_per_s": round(tokens / med, 1),
-                       "first_call_s": round(warm, 2)}
-        print(f"[{FLAGS.worker}] batch {b}: {tokens / med:.1f} tok/s", file=sys.stderr)
-    return out
-
-
-def _worker_jax(path, prompts, batch_sizes, param_dtype=None):
+def _engine_jax(path, param_dtype=None):
     import jax
     import gdr_beam
     from gdr_beam.generate import SamplingParams, row_keys
-    t0 = time.perf_counter()
-    model = gdr_beam.load_model(path, dtype=FLAGS.dtype, param_dtype=param_dtype,
-                                max_batch_size=max(batch_sizes))
-    load_s = time.perf_counter() - t0
+    model = gdr_beam.load_model(path, param_dtype=param_dtype,
+                                max_batch_size=max(int(b) for b in FLAGS.batch_sizes))
     n = FLAGS.max_new_tokens
 
     def run(batch):
@@ -87,21 +71,18 @@ def _worker_jax(path, prompts, batch_sizes, param_dtype=None):
                                      keys=row_keys(0, len(batch)), stop_ids=())
         return sum(map(len, out))
 
-    return {"engine": "gdr-beam JAX", "device": str(jax.devices()[0]),
-            "dtype": model.dtype.name, "param_dtype": model.param_dtype.name,
-            "load_s": round(load_s, 2),
-            "batches": _time_batches(run, prompts, batch_sizes, FLAGS.repeats)}
+    return {"engine": "gdr-beam JAX " + jax.__version__, "device": str(jax.devices()[0]),
+            "dtype": model.dtype.name, "param_dtype": model.param_dtype.name}, run
 
 
-def _worker_hf(path, prompts, batch_sizes):
+def _engine_hf(path):
     import torch
     import transformers
     torch.set_num_threads(os.cpu_count())
-    d, f = os.path.split(path)
-    kw = {"gguf_file": f} if f.endswith(".gguf") else {}
-    model = transformers.AutoModelForCausalLM.from_pretrained(d if kw else path,
-                                                              dtype=torch.float32, **kw)
-    model.eval()
+    directory, name = os.path.split(path)
+    kwargs = {"gguf_file": name} if name.endswith(".gguf") else {}
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        directory if kwargs else path, dtype=torch.float32, **kwargs).eval()
     n = FLAGS.max_new_tokens
 
     def run(batch):
@@ -116,12 +97,11 @@ def _worker_hf(path, prompts, batch_sizes):
                                  min_new_tokens=n, pad_token_id=0)
         return int((out.shape[1] - width) * len(batch))
 
-    return {"engine": "HF transformers " + transformers.__version__,
-            "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "batches": _time_batches(run, prompts, batch_sizes, FLAGS.repeats)}
+    return {"engine": "HF transformers " + transformers.__version__ + ", torch "
+            + torch.__version__, "threads": torch.get_num_threads(), "dtype": "float32"}, run
 
 
-def _worker_llamacpp(path, prompts, batch_sizes):
+def _engine_llamacpp(path):
     import llama_cpp
     llm = llama_cpp.Llama(model_path=path, n_ctx=512, n_batch=512, n_threads=os.cpu_count(),
                           verbose=False)
@@ -129,7 +109,7 @@ def _worker_llamacpp(path, prompts, batch_sizes):
 
     def run(batch):
         total = 0
-        for p in batch:  # llama-cpp-python's high-level API decodes one sequence at a time
+        for p in batch:  # llama-cpp-python decodes one sequence at a time
             llm.reset()
             for k, _ in enumerate(llm.generate(p, top_k=1, temp=0.0), start=1):
                 if k == n:
@@ -138,50 +118,113 @@ def _worker_llamacpp(path, prompts, batch_sizes):
         return total
 
     return {"engine": "llama.cpp (llama-cpp-python " + llama_cpp.__version__ + ")",
-            "weights": os.path.basename(path),
-            "batches": _time_batches(run, prompts, [1], max(FLAGS.repeats, 5))}
+            "weights": os.path.basename(path)}, run
 
 
-_WORKERS = {
-    "jax": _worker_jax,
-    "jax_bf16w": lambda *a: _worker_jax(*a, param_dtype="bfloat16"),
-    "hf": _worker_hf,
-    "llamacpp": _worker_llamacpp,
+_ENGINES = {
+    "jax": _engine_jax,
+    "jax_bf16w": lambda path: _engine_jax(path, param_dtype="bfloat16"),
+    "hf": _engine_hf,
+    "llamacpp": _engine_llamacpp,
 }
 
 
-def main(argv):
-    del argv
-    batch_sizes = [int(b) for b in FLAGS.batch_sizes]
-    if FLAGS.worker:
-        path, prompts = _prompts()
-        result = _WORKERS[FLAGS.worker](path, prompts, batch_sizes)
-        result["peak_rss_mb"] = round(_peak_rss_mb())
-        print(json.dumps(result))
-        return
-    results = {}
-    for engine in FLAGS.engines:
+def _serve(engine):
+    """Worker: load, then answer one JSON line per batch size read from stdin."""
+    path = _model_path()
+    prompts = _prompts(path)
+    t0 = time.perf_counter()
+    info, run = _ENGINES[engine](path)
+    info["load_s"] = round(time.perf_counter() - t0, 2)
+    print(json.dumps(info), flush=True)
+    for line in sys.stdin:
+        batch = prompts[:int(line)]
+        t0 = time.perf_counter()
+        tokens = run(batch)
+        seconds = time.perf_counter() - t0
+        print(json.dumps({"tokens": tokens, "seconds": seconds,
+                          "peak_rss_mb": round(resource.getrusage(
+                              resource.RUSAGE_SELF).ru_maxrss / 1024)}), flush=True)
+
+
+class _Worker:
+    def __init__(self, engine, argv):
         cmd = [sys.executable, os.path.abspath(__file__), f"--worker={engine}"] + [
-            a for a in sys.argv[1:] if not a.startswith("--engines")]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode:
-            results[engine] = {"error": proc.stderr.strip().splitlines()[-1:]}
-            continue
-        results[engine] = json.loads(proc.stdout.strip().splitlines()[-1])
-    summary = {"machine": {"cpus": os.cpu_count(), "platform": sys.platform},
-               "max_new_tokens": FLAGS.max_new_tokens, "results": results}
+            a for a in argv if not a.startswith("--engines")]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        self.info = self._read()
+
+    def _read(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"worker died: {' '.join(self.proc.args)}")
+        return json.loads(line)
+
+    def run(self, batch_size):
+        self.proc.stdin.write(f"{batch_size}\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def _measure(argv):
+    sizes = [int(b) for b in FLAGS.batch_sizes]
+    workers = {e: _Worker(e, argv) for e in FLAGS.engines}
+    plan = {e: [b for b in sizes if e not in _BATCH_ONE_ONLY or b == 1] for e in workers}
+    first = {e: {} for e in workers}
+    for e, w in workers.items():  # warm-up: compiles (JAX), allocates (the others)
+        for b in plan[e]:
+            first[e][b] = w.run(b)["seconds"]
+    runs = {e: {b: [] for b in plan[e]} for e in workers}
+    for r in range(FLAGS.repeats):
+        for b in sizes:
+            for e, w in workers.items():
+                if b in plan[e]:
+                    runs[e][b].append(w.run(b))
+        print(f"repeat {r + 1}/{FLAGS.repeats} done", file=sys.stderr)
+    results = {}
+    for e, w in workers.items():
+        batches = {}
+        for b, rs in runs[e].items():
+            med = statistics.median(x["seconds"] for x in rs)
+            batches[str(b)] = {"tokens": rs[0]["tokens"], "median_s": round(med, 3),
+                               "tokens_per_s": round(rs[0]["tokens"] / med, 1),
+                               "first_call_s": round(first[e][b], 2)}
+        results[e] = dict(w.info, batches=batches,
+                          peak_rss_mb=max(x["peak_rss_mb"] for rs in runs[e].values()
+                                          for x in rs))
+        w.close()
+    return results
+
+
+def _ratios(results):
     ratios = {}
-    hf_b = results.get("hf", {}).get("batches", {})
     cpp = results.get("llamacpp", {}).get("batches", {}).get("1", {}).get("tokens_per_s")
+    hf = results.get("hf", {}).get("batches", {})
     for engine in ("jax", "jax_bf16w"):
         for b, r in results.get(engine, {}).get("batches", {}).items():
             if cpp:
                 ratios[f"{engine}_b{b}_over_llamacpp_b1"] = round(r["tokens_per_s"] / cpp, 2)
-            if b in hf_b:
+            if b in hf:
                 ratios[f"{engine}_b{b}_over_hf_b{b}"] = round(
-                    r["tokens_per_s"] / hf_b[b]["tokens_per_s"], 2)
-    summary["ratios"] = ratios
-    print(json.dumps(summary, indent=2))
+                    r["tokens_per_s"] / hf[b]["tokens_per_s"], 2)
+    return ratios
+
+
+def main(argv):
+    if FLAGS.worker:
+        _serve(FLAGS.worker)
+        return
+    results = _measure(sys.argv[1:])
+    print(json.dumps({
+        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or
+                    platform.machine(), "python": platform.python_version()},
+        "max_new_tokens": FLAGS.max_new_tokens, "repeats": FLAGS.repeats,
+        "results": results, "ratios": _ratios(results)}, indent=2))
 
 
 if __name__ == "__main__":

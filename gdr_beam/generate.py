@@ -2,8 +2,8 @@
 
 How a call runs:
   1. Prompts are sorted by length and cut into batches under a token budget.
-  2. Each batch is left-padded to a prompt-length bucket (powers of two) and its batch size to
-     a power of two, so a handful of compiled programs serve every call.
+  2. Each batch is left-padded to a prompt-length bucket (32, 48, 64, 96, ...) and its batch
+     size to a power of two, so a handful of compiled programs serve every call.
   3. Prefill runs the padded prompts in one pass and samples each row's first token.
   4. Decode is a jitted `lax.while_loop` over a preallocated cache of exactly
      bucket + max_new_tokens slots (attention over empty slots costs as much as over full
@@ -76,6 +76,13 @@ class _DecodeState(NamedTuple):
 def next_bucket(n: int, minimum: int = 1) -> int:
     """Smallest power of two >= max(n, minimum)."""
     return 1 << (max(n, minimum) - 1).bit_length()
+
+
+def prompt_bucket(n: int) -> int:
+    """Padded prompt length: 32, 48, 64, 96, 128, 192, ... (powers of two and the midpoints
+    between them), so padding wastes at most a third of a prefill and few programs compile."""
+    power = next_bucket(n, _MIN_PROMPT_BUCKET)
+    return power * 3 // 4 if power * 3 // 4 >= n and power > _MIN_PROMPT_BUCKET else power
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -169,7 +176,7 @@ class Sampler:
         for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
             if batches:
                 current = batches[-1]
-                bucket = next_bucket(lengths[current[0]], _MIN_PROMPT_BUCKET)
+                bucket = prompt_bucket(lengths[current[0]])
                 if len(current) < min(self.max_batch_size, self.max_batch_tokens // bucket):
                     current.append(i)
                     continue
@@ -209,7 +216,7 @@ class Sampler:
         # Never a batch of one: XLA CPU's matrix-vector path is slow for bf16 weights, and a
         # second (idle) row costs almost nothing.
         batch = next_bucket(n_real, 2)
-        prompt_len = min(next_bucket(max(map(len, prompts)), _MIN_PROMPT_BUCKET),
+        prompt_len = min(prompt_bucket(max(map(len, prompts))),
                          self.config.max_position_embeddings)
         new_len = _round_up(max_new_tokens, _NEW_TOKENS_MULTIPLE)
         tokens = np.full((batch, prompt_len), self.pad_id, np.int32)

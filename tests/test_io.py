@@ -18,6 +18,7 @@ from apache_beam.metrics.metric import MetricsFilter
 
 from gdr_beam.beam import io as gio
 from gdr_beam.beam import records as rec
+from gdr_beam.beam import tfrecord
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -145,12 +146,12 @@ def test_framing_matches_tensorflow(tmp_path):
         for data in (b"", b"a", b"bc" * 500):
             w.write(data)
     with open(path, "rb") as f:
-        frames = list(gio.read_frames(f))
+        frames = list(tfrecord.read_frames(f))
     assert [fr.data for fr in frames] == [b"", b"a", b"bc" * 500]
     assert not any(fr.error for fr in frames)
     with open(tmp_path / "y.tfrecord", "wb") as f:
         for data in (b"", b"a", b"bc" * 500):
-            gio.write_frame(f, data)
+            tfrecord.write_frame(f, data)
     with open(path, "rb") as a, open(tmp_path / "y.tfrecord", "rb") as b:
         assert a.read() == b.read()
 

@@ -25,7 +25,6 @@ import hashlib
 import json
 import math
 import re
-import struct
 import urllib.parse
 import uuid
 import zlib
@@ -37,6 +36,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from gdr_beam.beam import records as rec
+from gdr_beam.beam.tfrecord import read_frames, write_frame
 
 FORMATS = ("jsonl", "tfrecord", "tfds")
 DEAD_LETTER = "dead_letter"
@@ -45,109 +45,6 @@ DEFAULT_TARGET_SHARD_BYTES = 256 << 20
 
 def count(stage: str, reason: str, n: int = 1) -> None:
     Metrics.counter("gdr", f"gdr/{stage}/{reason}").inc(n)
-
-
-# --- TFRecord framing -------------------------------------------------------------------------
-
-def _crc32c_table() -> list:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-def _pure_python_crc32c(data: bytes, _table=_crc32c_table()) -> int:
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc = _table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def _find_crc32c():
-    # A C implementation is ~1000x faster; google-crc32c ships with apache-beam[gcp].
-    try:
-        import google_crc32c  # pylint: disable=import-outside-toplevel
-        if google_crc32c.implementation == "c":
-            return google_crc32c.value
-    except ImportError:
-        pass
-    try:
-        import crc32c  # pylint: disable=import-outside-toplevel
-        return crc32c.crc32c
-    except ImportError:
-        pass
-    logging.warning("No C crc32c (pip install google-crc32c); TFRecord checksums use pure "
-                    "Python and are slow for large files.")
-    return _pure_python_crc32c
-
-
-_crc32c = None
-
-
-def masked_crc32c(data: bytes) -> int:
-    global _crc32c
-    if _crc32c is None:
-        _crc32c = _find_crc32c()
-    crc = _crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-@dataclasses.dataclass(frozen=True)
-class Frame:
-    """One TFRecord read: `data` when `error` is empty; `fatal` when the file cannot go on."""
-    index: int
-    offset: int
-    data: bytes = b""
-    error: str = ""
-    fatal: bool = False
-
-
-def _read_exact(f, n: int) -> bytes:
-    chunks, left = [], n
-    while left:
-        chunk = f.read(left)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
-def read_frames(f) -> Iterator[Frame]:
-    """TFRecord framing: u64 length, u32 masked crc(length), data, u32 masked crc(data)."""
-    index, offset = 0, 0
-    while True:
-        header = _read_exact(f, 12)
-        if not header:
-            return
-        if len(header) < 12:
-            yield Frame(index, offset, error=f"truncated header ({len(header)} of 12 bytes)",
-                        fatal=True)
-            return
-        (length,), (length_crc,) = struct.unpack("<Q", header[:8]), struct.unpack("<I", header[8:])
-        if masked_crc32c(header[:8]) != length_crc:
-            yield Frame(index, offset, error="length checksum mismatch", fatal=True)
-            return
-        data = _read_exact(f, length)
-        footer = _read_exact(f, 4)
-        if len(data) < length or len(footer) < 4:
-            yield Frame(index, offset, error="truncated record", fatal=True)
-            return
-        if masked_crc32c(data) != struct.unpack("<I", footer)[0]:
-            yield Frame(index, offset, data, error="data checksum mismatch")
-        else:
-            yield Frame(index, offset, data)
-        index += 1
-        offset += 16 + length
-
-
-def write_frame(f, data: bytes) -> None:
-    length = struct.pack("<Q", len(data))
-    f.write(length + struct.pack("<I", masked_crc32c(length)))
-    f.write(data + struct.pack("<I", masked_crc32c(data)))
 
 
 # --- Reading ----------------------------------------------------------------------------------
