@@ -111,6 +111,30 @@ def load_checkpoint(path: str) -> Checkpoint:
                      "*.safetensors")
 
 
+def _canonical_params(config: LlamaConfig, get, top_names: dict, layer_names: dict,
+                      layer_prefix: str, fix=None) -> dict:
+    """Collects a checkpoint's tensors under canonical names, in [in, out] layout.
+
+    get(source_name) -> [out, in] array as stored (HF and GGUF share that orientation);
+    fix(canonical_suffix, array) adjusts a format's quirks (GGUF's Q/K permutation).
+    """
+    params = {}
+    for canonical, source in top_names.items():
+        if canonical == "lm_head" and config.tie_word_embeddings:
+            continue
+        w = get(source)
+        params[canonical] = w.T if canonical == "lm_head" else w  # embeddings stay [vocab, d]
+    for i in range(config.num_layers):
+        for canonical, suffix in layer_names.items():
+            if canonical.endswith("_bias") and not config.attention_bias:
+                continue
+            w = get(layer_prefix.format(i=i) + suffix)
+            if fix is not None:
+                w = fix(canonical, w)
+            params[f"layers.{i}.{canonical}"] = w.T if w.ndim == 2 else w
+    return params
+
+
 # -- GGUF -------------------------------------------------------------------------------------
 
 
@@ -168,6 +192,8 @@ def _unpermute(w: np.ndarray, n_heads: int) -> np.ndarray:
     return w.reshape(n_heads, half, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
+_GGUF_TOP_NAMES = {"embed_tokens": "token_embd.weight", "final_norm": "output_norm.weight",
+                   "lm_head": "output.weight"}
 _GGUF_LAYER_NAMES = {  # canonical suffix -> gguf tensor suffix
     "attn_norm": "attn_norm.weight", "mlp_norm": "ffn_norm.weight",
     "q_proj": "attn_q.weight", "k_proj": "attn_k.weight", "v_proj": "attn_v.weight",
@@ -191,21 +217,16 @@ def load_gguf(path: str) -> Checkpoint:
             raise ValueError(f"{path}: tensor {name!r} is missing")
         return _dequantize(tensors[name])
 
-    params = {"embed_tokens": get("token_embd.weight"), "final_norm": get("output_norm.weight")}
-    if not config.tie_word_embeddings:
-        params["lm_head"] = get("output.weight").T
-    for i in range(config.num_layers):
-        for canonical, suffix in _GGUF_LAYER_NAMES.items():
-            if canonical.endswith("_bias") and not config.attention_bias:
-                continue
-            w = get(f"blk.{i}.{suffix}")
-            # llama.cpp permutes Q/K rows for its interleaved RoPE (llama only; qwen2 GGUFs
-            # keep HF order because llama.cpp uses NEOX-style RoPE for them).
-            if arch == "llama" and canonical in ("q_proj", "q_bias"):
-                w = _unpermute(w, config.num_heads)
-            elif arch == "llama" and canonical in ("k_proj", "k_bias"):
-                w = _unpermute(w, config.num_kv_heads)
-            params[f"layers.{i}.{canonical}"] = w.T if w.ndim == 2 else w
+    def fix(canonical, w):
+        # llama.cpp permutes Q/K rows for its interleaved RoPE (llama only; qwen2 GGUFs keep
+        # HF order because llama.cpp uses NEOX-style RoPE for them).
+        if arch == "llama" and canonical in ("q_proj", "q_bias"):
+            return _unpermute(w, config.num_heads)
+        if arch == "llama" and canonical in ("k_proj", "k_bias"):
+            return _unpermute(w, config.num_kv_heads)
+        return w
+
+    params = _canonical_params(config, get, _GGUF_TOP_NAMES, _GGUF_LAYER_NAMES, "blk.{i}.", fix)
     logging.info("read %s (%s) in %.1fs", path, arch, time.perf_counter() - t0)
     return Checkpoint(config, params, path, {
         "architecture": arch, "name": _field(reader, "general.name"),
@@ -242,6 +263,8 @@ def _hf_config(cfg: dict, path: str) -> LlamaConfig:
         attention_bias=model_type == "qwen2")
 
 
+_HF_TOP_NAMES = {"embed_tokens": "model.embed_tokens.weight", "final_norm": "model.norm.weight",
+                 "lm_head": "lm_head.weight"}
 _HF_LAYER_NAMES = {
     "attn_norm": "input_layernorm.weight", "mlp_norm": "post_attention_layernorm.weight",
     "q_proj": "self_attn.q_proj.weight", "k_proj": "self_attn.k_proj.weight",
@@ -278,16 +301,7 @@ def load_safetensors_dir(path: str) -> Checkpoint:
             raise ValueError(f"{path}: tensor {name!r} is missing")
         return raw[name]
 
-    params = {"embed_tokens": get("model.embed_tokens.weight"),
-              "final_norm": get("model.norm.weight")}
-    if not config.tie_word_embeddings:
-        params["lm_head"] = get("lm_head.weight").T
-    for i in range(config.num_layers):
-        for canonical, suffix in _HF_LAYER_NAMES.items():
-            if canonical.endswith("_bias") and not config.attention_bias:
-                continue
-            w = get(f"model.layers.{i}.{suffix}")
-            params[f"layers.{i}.{canonical}"] = w.T if w.ndim == 2 else w
+    params = _canonical_params(config, get, _HF_TOP_NAMES, _HF_LAYER_NAMES, "model.layers.{i}.")
     logging.info("read %s (%d files) in %.1fs", path, len(files), time.perf_counter() - t0)
     return Checkpoint(config, params, path, {
         "architecture": hf_config["model_type"], "name": os.path.basename(path.rstrip("/")),
