@@ -18,7 +18,6 @@ does not depend on which other prompts share its batch.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 from typing import Callable, NamedTuple, Optional, Sequence
 

@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import time
-from typing import Optional
 
 import gguf
 import numpy as np
