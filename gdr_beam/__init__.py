@@ -7,6 +7,12 @@ import importlib
 _EXPORTS = {
     "LanguageModel": "gdr_beam.engine",
     "load_model": "gdr_beam.engine",
+    "load_tokenizer": "gdr_beam.engine",
+    "Refine": "gdr_beam.beam.refine",
+    "JaxModelHandler": "gdr_beam.beam.handler",
+    "ReadRecords": "gdr_beam.beam.io",
+    "WriteRefined": "gdr_beam.beam.io",
+    "WriteDeadLetters": "gdr_beam.beam.io",
 }
 
 __all__ = sorted(_EXPORTS)

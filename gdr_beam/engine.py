@@ -149,6 +149,12 @@ def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
     return text[:cut]
 
 
+def load_tokenizer(path: Optional[str] = None) -> Tokenizer:
+    """The tokenizer and chat template of a checkpoint (same `path` rules as load_model)."""
+    path = checkpoints.localize(path or checkpoints.default_model_path())
+    return Tokenizer.from_hf_dir(path) if os.path.isdir(path) else Tokenizer.from_gguf(path)
+
+
 def load_model(path: Optional[str] = None, *, dtype=None, param_dtype=None,
                device: Optional[jax.Device] = None, max_batch_size: int = 32,
                max_batch_tokens: int = 16384) -> LanguageModel:
@@ -167,8 +173,7 @@ def load_model(path: Optional[str] = None, *, dtype=None, param_dtype=None,
     device = device or jax.devices()[0]
     dtype, param_dtype = resolve_dtypes(device, dtype, param_dtype)
     ckpt = checkpoints.load_checkpoint(path)
-    tokenizer = (Tokenizer.from_hf_dir(path) if os.path.isdir(path)
-                 else Tokenizer.from_gguf(path))
+    tokenizer = load_tokenizer(path)
     if tokenizer.vocab_size > ckpt.config.vocab_size:
         raise ValueError(f"{path}: tokenizer has {tokenizer.vocab_size} tokens but the model "
                          f"only {ckpt.config.vocab_size} embeddings")

@@ -174,7 +174,7 @@ class _ReadFile(beam.DoFn):
                                           id_field=self._id_field)
         except rec.RecordError as e:
             return beam.pvalue.TaggedOutput(DEAD_LETTER, rec.DeadLetter.from_error(
-                e, payload, id=_id_hint(raw, self._id_field), source=source))
+                e, payload, id=rec.id_hint(raw, self._id_field), source=source))
         return record["id"], (path, position, source, record)
 
     def _jsonl(self, path, f):
@@ -231,15 +231,6 @@ def _example_id(example, id_field: str) -> str:
         return feature.bytes_list.value[0].decode("utf-8", "replace")
     if feature is not None and len(feature.int64_list.value) == 1:
         return str(feature.int64_list.value[0])
-    return ""
-
-
-def _id_hint(raw, id_field: str) -> str:
-    """The input's own id, when it has a usable one, so a dead letter names its example."""
-    if isinstance(raw, Mapping):
-        value = raw.get(id_field)
-        if isinstance(value, (str, int)) and not isinstance(value, bool):
-            return str(value)
     return ""
 
 

@@ -272,6 +272,19 @@ def _normalize_id(raw, id_field: str, text: str) -> str:
     return value
 
 
+def id_hint(raw, id_field: str = "id") -> str:
+    """The input's own id, when it has a usable one, so a dead letter names its example
+    even when the record itself could not be normalised."""
+    if isinstance(raw, tf.train.Example):
+        values = raw.features.feature[id_field].bytes_list.value
+        return values[0].decode("utf-8", "replace") if values else ""
+    if isinstance(raw, Mapping):
+        value = raw.get(id_field)
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            return str(value)
+    return ""
+
+
 def normalize_record(raw, *, text_field: str = "text", id_field: str = "id",
                      source: str = "") -> dict:
     """A JSON object (str/bytes), dict or tf.train.Example -> {"id", "text", **passthrough}.

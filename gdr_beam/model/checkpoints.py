@@ -134,6 +134,15 @@ def _canonical_params(config: LlamaConfig, get, top_names: dict, layer_names: di
     return params
 
 
+def load_config(path: str) -> LlamaConfig:
+    """Only the config (cheap: no tensor is read), e.g. for a worker that counts tokens."""
+    path = localize(path)
+    if os.path.isdir(path):
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+            return _hf_config(json.load(f), path)
+    return _gguf_config(gguf.GGUFReader(path), path)
+
+
 # -- GGUF -------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,188 @@
+"""`Refine`: the GDR transform. Records in, refined records and dead letters out.
+
+    refined, dead = records | gdr_beam.Refine(task="pii")
+
+Stages, each turning its failures into dead letters (stage, reason, payload) rather than
+errors, so every input ends as exactly one refined record or one dead letter:
+  read      normalise the input (dict or tf.train.Example) into {id, text, pass-through}
+  prompt    build the task's chat prompt and count its tokens; a prompt that does not fit the
+            model context with max_new_tokens to spare is a dead letter `too_long` (we do not
+            split texts: a split rewrite could not be verified as one example)
+  generate  RunInference over the JAX engine, batched by tokens; a batch that raises becomes
+            one dead letter per example (`with_exception_handling`), never a failed job
+  verify    the task checks the rewrite; an empty reply, or one cut off by max_new_tokens, is
+            not trusted and goes to the task's fallback (verdict `fallback`); a `rejected`
+            verdict becomes a dead letter with the task's reason
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import NamedTuple, Optional
+
+import apache_beam as beam
+from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+
+from gdr_beam.beam import records as rec
+from gdr_beam.beam.handler import GenerationRequest, JaxModelHandler
+from gdr_beam.beam.io import count
+from gdr_beam.tasks import get_task
+
+DEAD = "dead_letter"
+
+
+def example_seed(run_seed: int, example_id: str) -> int:
+    """A 64-bit per-example seed from the run seed and the id: independent of batching."""
+    digest = hashlib.sha256(f"{run_seed}\x00{example_id}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def _dead(record_or_id, stage: str, reason: str, detail: str = "", payload: bytes = b""
+          ) -> beam.pvalue.TaggedOutput:
+    count(stage, reason)
+    if isinstance(record_or_id, dict):
+        rid, payload = record_or_id.get("id", ""), rec.record_payload(record_or_id)
+    else:
+        rid = record_or_id
+    return beam.pvalue.TaggedOutput(DEAD, rec.DeadLetter(
+        id=rid, stage=stage, reason=reason, payload=payload, detail=detail))
+
+
+def _raw_payload(raw) -> bytes:
+    if hasattr(raw, "SerializeToString"):
+        return raw.SerializeToString(deterministic=True)
+    if isinstance(raw, (bytes, bytearray)):
+        return bytes(raw)
+    try:
+        return json.dumps(raw, sort_keys=True, default=repr).encode("utf-8")
+    except (TypeError, ValueError):
+        return repr(raw).encode("utf-8", "backslashreplace")
+
+
+class _Normalize(beam.DoFn):
+    def __init__(self, text_field: str, id_field: str):
+        self._text_field, self._id_field = text_field, id_field
+
+    def process(self, raw):
+        try:
+            yield rec.normalize_record(raw, text_field=self._text_field, id_field=self._id_field)
+        except rec.RecordError as e:
+            yield _dead(rec.id_hint(raw, self._id_field), e.stage, e.reason, e.detail,
+                        _raw_payload(raw))
+
+
+class _BuildPrompt(beam.DoFn):
+    """record -> (record, GenerationRequest). Loads only the tokenizer and config (cheap)."""
+
+    def __init__(self, task, model_path: Optional[str], max_new_tokens: int, seed: int):
+        self._task, self._model_path = task, model_path
+        self._max_new_tokens, self._seed = max_new_tokens, seed
+
+    def setup(self):
+        from gdr_beam.engine import load_tokenizer
+        from gdr_beam.model import checkpoints
+        path = self._model_path or checkpoints.default_model_path()
+        self._tokenizer = load_tokenizer(path)
+        self._context = checkpoints.load_config(path).max_position_embeddings
+        self._task_obj = get_task(self._task)
+
+    def process(self, record):
+        try:
+            prompt = self._tokenizer.apply_chat_template(self._task_obj.messages(record["text"]))
+            num_tokens = len(self._tokenizer.encode(prompt))
+        except Exception as e:  # a task's prompt code must not take the job down
+            yield _dead(record, "prompt", "prompt_error", f"{type(e).__name__}: {e}")
+            return
+        if num_tokens + self._max_new_tokens > self._context:
+            yield _dead(record, "prompt", "too_long",
+                        f"prompt has {num_tokens} tokens; with max_new_tokens="
+                        f"{self._max_new_tokens} it exceeds the model context of {self._context}")
+            return
+        yield record, GenerationRequest(record["id"], prompt, num_tokens,
+                                        example_seed(self._seed, record["id"]))
+
+
+class _Verify(beam.DoFn):
+    """(record, PredictionResult) -> output-contract record, or a dead letter."""
+
+    def __init__(self, task, seed: int):
+        self._task, self._seed = task, seed
+
+    def setup(self):
+        self._task_obj = get_task(self._task)
+
+    def process(self, element):
+        record, result = element
+        generation = result.inference
+        try:
+            rewrite = None
+            if generation.hit_max_tokens:
+                count("verify", "hit_max_tokens")
+            elif generation.text.strip():
+                rewrite = self._task_obj.parse(generation.text)
+            check = self._task_obj.verify(record["id"], record["text"], rewrite, self._seed)
+        except Exception as e:  # a verifier bug must not take the job down
+            yield _dead(record, "verify", "verify_error", f"{type(e).__name__}: {e}")
+            return
+        if check.reason:
+            count("verify", check.reason)
+        if check.verdict == "rejected":
+            yield _dead(record, "verify", check.reason or "rejected")
+            return
+        count("verdict", check.verdict)
+        out = {k: v for k, v in record.items() if k not in ("id", "text")}
+        out.update(id=record["id"], text=check.text,
+                   original_sha256=rec.text_sha256(record["text"]),
+                   task=self._task_obj.name, model=result.model_id or "", verdict=check.verdict,
+                   changes=json.dumps(list(check.changes), sort_keys=True, ensure_ascii=False))
+        yield out
+
+
+def _failed_batch_to_dead(element):
+    """RunInference's dead letter: (batch of (record, request), error info) -> DeadLetters."""
+    batch, error = element
+    if isinstance(error, tuple) and len(error) >= 2:
+        detail = f"{getattr(error[0], '__name__', error[0])}: {error[1]}"
+    else:
+        detail = repr(error)
+    for record, _ in batch:
+        yield _dead(record, "generate", "inference_error", detail[:2000]).value
+
+
+class RefineResult(NamedTuple):
+    refined: beam.PCollection
+    dead_letter: beam.PCollection
+
+
+class Refine(beam.PTransform):
+    """Refines records with a task and a model; returns (refined, dead_letter)."""
+
+    def __init__(self, task="pii", model: Optional[str] = None, *,
+                 model_handler: Optional[JaxModelHandler] = None, text_field: str = "text",
+                 id_field: str = "id", max_new_tokens: int = 256, temperature: float = 0.0,
+                 seed: int = 0, max_batch_tokens: int = 8192, dtype=None):
+        super().__init__()
+        get_task(task)  # unknown task names fail at construction, not on the workers
+        self._task, self._model = task, model
+        self._text_field, self._id_field = text_field, id_field
+        self._max_new_tokens, self._seed = max_new_tokens, seed
+        self._handler = model_handler or JaxModelHandler(
+            model, dtype=dtype, max_new_tokens=max_new_tokens, temperature=temperature,
+            max_batch_tokens=max_batch_tokens)
+
+    def expand(self, pcoll):
+        normalized = pcoll | "Normalize" >> beam.ParDo(
+            _Normalize(self._text_field, self._id_field)).with_outputs(DEAD, main="records")
+        prompted = normalized.records | "Prompt" >> beam.ParDo(_BuildPrompt(
+            self._task, self._model, self._max_new_tokens, self._seed)).with_outputs(
+                DEAD, main="requests")
+        generated, failed = (prompted.requests | "Generate" >> RunInference(
+            KeyedModelHandler(self._handler)).with_exception_handling())
+        failed_dead = failed.failed_inferences | "FailedBatches" >> beam.FlatMap(
+            _failed_batch_to_dead)
+        verified = generated | "Verify" >> beam.ParDo(
+            _Verify(self._task, self._seed)).with_outputs(DEAD, main="refined")
+        dead = ((normalized[DEAD], prompted[DEAD], failed_dead, verified[DEAD])
+                | "DeadLetters" >> beam.Flatten())
+        return RefineResult(verified.refined, dead)
