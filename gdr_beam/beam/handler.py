@@ -1,14 +1,16 @@
 """RunInference ModelHandler for the gdr-beam JAX engine (Beam ships none for JAX).
 
-RunInference keeps the loaded model in a per-process `shared.Shared` handle, so `load_model`
-runs once per worker process and every DoFn thread uses that one copy; with
-`share_across_processes=True` Beam's multi_process_shared serves one copy per machine (one per
-accelerator is what GPU/TPU workers want). Nothing here loads the model at construction: the
-handler is pickled to the workers, and the model is built where it runs, on whatever
-accelerator that worker has.
+Loading: nothing here loads the model at construction. The handler is pickled to the workers
+and `load_model` runs there, on whatever accelerator the worker has. RunInference keeps the
+loaded model in a per-process `shared.Shared` handle, so it loads once per worker process and
+every DoFn thread of that process uses the one copy. With `share_across_processes=True` (or
+`model_copies` set) Beam's multi_process_shared instead serves `model_copies` copies per
+machine from a separate process, which is what an accelerator worker running several SDK
+processes wants (one model per GPU, not one per process).
 
-Batches are cut by tokens, not examples: each request weighs prompt tokens + max_new_tokens,
-so a batch of long prompts holds fewer of them and the KV cache stays within budget.
+Batching: by tokens, not examples. A request weighs its prompt tokens + max_new_tokens (what
+it occupies in the KV cache), and a batch never weighs more than `max_batch_tokens`, so a
+batch of long prompts holds fewer of them. `max_batch_size` also caps the example count.
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ from absl import logging
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from gdr_beam.engine import LanguageModel, load_model
-
 NAMESPACE = "gdr"
 INFERENCE_ARGS = ("max_new_tokens", "temperature", "top_k", "top_p")
 
@@ -29,71 +29,147 @@ INFERENCE_ARGS = ("max_new_tokens", "temperature", "top_k", "top_p")
 class GenerationRequest(NamedTuple):
     id: str
     prompt: str  # already chat-formatted
-    num_tokens: int  # prompt tokens, counted before batching
-    seed: int  # per-example sampling seed
+    num_tokens: int  # prompt tokens (BOS included), counted before batching
+    seed: int  # per-example sampling seed (may be 64-bit)
 
 
 class Generation(NamedTuple):
     text: str
-    num_tokens: int
+    num_tokens: int  # generated tokens, end-of-turn excluded
     hit_max_tokens: bool  # stopped by max_new_tokens, not by an end-of-turn: maybe truncated
 
 
-class JaxModelHandler(ModelHandler[GenerationRequest, PredictionResult, LanguageModel]):
+def check_generation_args(max_new_tokens=None, temperature=None, top_k=None, top_p=None):
+    """Raises ValueError for a sampling setting the engine would reject or misread."""
+    if max_new_tokens is not None and (not isinstance(max_new_tokens, int)
+                                       or isinstance(max_new_tokens, bool)
+                                       or max_new_tokens < 1):
+        raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+    if temperature is not None and (not isinstance(temperature, (int, float))
+                                    or temperature < 0):
+        raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be None or an int >= 1, got {top_k!r}")
+    if top_p is not None and (not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):
+        raise ValueError(f"top_p must be None or in (0, 1], got {top_p!r}")
+
+
+class _ServedModel:
+    """What a shared-across-processes handler serves. Beam's multi_process_shared proxy
+    forwards method calls only, so the model's name (an attribute) is exposed as a method."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def generate_with_ids(self, *args, **kwargs):
+        return self._model.generate_with_ids(*args, **kwargs)
+
+    def model_name(self) -> str:
+        return self._model.name
+
+
+def model_name(model) -> str:
+    """The name of a LanguageModel or of a shared model's proxy."""
+    name = getattr(model, "name", None)
+    return name if isinstance(name, str) else model.model_name()
+
+
+class JaxModelHandler(ModelHandler[GenerationRequest, PredictionResult, Any]):
+    """Generates with a gdr-beam LanguageModel; see the module docstring.
+
+    model_path: as `gdr_beam.load_model` (None: the embedded SmolLM2-135M-Instruct).
+    max_new_tokens, temperature, top_k, top_p: defaults; RunInference's `inference_args` may
+      override them per pipeline, but not raise max_new_tokens above the handler's, since batch
+      weights are computed from it before inference_args are seen.
+    max_batch_tokens, max_batch_size: the batch budget (also handed to the engine, which keeps
+      its padded batches within it).
+    """
+
     def __init__(self, model_path: Optional[str] = None, *, dtype=None, param_dtype=None,
                  max_new_tokens: int = 256, temperature: float = 0.0,
                  top_k: Optional[int] = None, top_p: Optional[float] = None,
                  max_batch_tokens: int = 8192, max_batch_size: int = 32,
-                 share_across_processes: bool = False, model_copies: int = 1):
+                 share_across_processes: bool = False, model_copies: Optional[int] = None):
         super().__init__()
+        check_generation_args(max_new_tokens, temperature, top_k, top_p)
+        if max_batch_tokens < 1 or max_batch_size < 1:
+            raise ValueError("max_batch_tokens and max_batch_size must be >= 1")
+        if model_copies is not None and model_copies < 1:
+            raise ValueError(f"model_copies must be >= 1, got {model_copies}")
         self.model_path = model_path
         self._dtype, self._param_dtype = dtype, param_dtype
         self._defaults = {"max_new_tokens": max_new_tokens, "temperature": temperature,
                           "top_k": top_k, "top_p": top_p}
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
-        self._share = share_across_processes
-        self._copies = model_copies
+        # As Beam's own handlers: asking for a number of copies means sharing them.
+        self._share = share_across_processes or model_copies is not None
+        self._copies = model_copies or 1
 
-    def load_model(self) -> LanguageModel:
+    @property
+    def max_new_tokens(self) -> int:
+        return self._defaults["max_new_tokens"]
+
+    def load_model(self):
+        # Imported here, not at module level: the launcher that builds the pipeline needs
+        # neither JAX nor the weights.
+        from gdr_beam.engine import load_model  # pylint: disable=import-outside-toplevel
         t0 = time.perf_counter()
         model = load_model(self.model_path, dtype=self._dtype, param_dtype=self._param_dtype,
                            max_batch_size=self.max_batch_size,
                            max_batch_tokens=self.max_batch_tokens)
         seconds = time.perf_counter() - t0
         Metrics.distribution(NAMESPACE, "gdr/model/load_ms").update(int(seconds * 1000))
-        logging.info("worker loaded %r in %.1fs", model, seconds)
-        return model
+        Metrics.counter(NAMESPACE, "gdr/model/loads").inc()
+        logging.info("JaxModelHandler loaded %s on %s in %.1fs (%r)", model.name, model.device,
+                     seconds, model)
+        return _ServedModel(model) if self._share else model
 
     def validate_inference_args(self, inference_args: Optional[dict[str, Any]]):
-        unknown = set(inference_args or {}) - set(INFERENCE_ARGS)
+        args = inference_args or {}
+        unknown = set(args) - set(INFERENCE_ARGS)
         if unknown:
             raise ValueError(f"unknown inference args {sorted(unknown)}; accepted: "
                              f"{list(INFERENCE_ARGS)}")
+        check_generation_args(**args)
+        if args.get("max_new_tokens", 0) > self.max_new_tokens:
+            raise ValueError(
+                f"inference arg max_new_tokens={args['max_new_tokens']} exceeds the handler's "
+                f"{self.max_new_tokens}, which batches are weighed with; raise the handler's "
+                f"max_new_tokens instead")
 
-    def run_inference(self, batch: Sequence[GenerationRequest], model: LanguageModel,
+    def run_inference(self, batch: Sequence[GenerationRequest], model,
                       inference_args: Optional[dict[str, Any]] = None
                       ) -> Iterable[PredictionResult]:
+        if not batch:  # BatchElements emits one when a bundle opens with an oversized request
+            return []
         self.validate_inference_args(inference_args)
         args = {**self._defaults, **(inference_args or {})}
-        texts, ids = model.generate_with_ids([r.prompt for r in batch], seed=[r.seed for r in batch],
-                                             **args)
+        texts, ids = model.generate_with_ids([r.prompt for r in batch],
+                                             seed=[r.seed for r in batch], **args)
+        name = model_name(model)
         Metrics.counter(NAMESPACE, "gdr/generate/examples").inc(len(batch))
         Metrics.counter(NAMESPACE, "gdr/generate/tokens_in").inc(sum(r.num_tokens for r in batch))
         Metrics.counter(NAMESPACE, "gdr/generate/tokens_out").inc(sum(map(len, ids)))
         Metrics.distribution(NAMESPACE, "gdr/generate/batch_size").update(len(batch))
-        return [PredictionResult(r, Generation(t, len(i), len(i) >= args["max_new_tokens"]),
-                                 model.name)
+        return [PredictionResult(r, Generation(t, len(i), len(i) >= args["max_new_tokens"]), name)
                 for r, t, i in zip(batch, texts, ids)]
 
     def element_weight(self, element) -> int:
+        """A request's batch weight: the KV-cache tokens it needs, but at least
+        max_batch_tokens / max_batch_size, so that weight alone also caps the example count."""
         # Under KeyedModelHandler, BatchElements sees (key, request) pairs.
         request = element if isinstance(element, GenerationRequest) else element[1]
-        return request.num_tokens + self._defaults["max_new_tokens"]
+        floor = -(-self.max_batch_tokens // self.max_batch_size)
+        return max(request.num_tokens + self.max_new_tokens, floor)
 
     def batch_elements_kwargs(self):
-        # BatchElements sums element sizes; pinning min = max makes the token budget a hard
-        # cap (a single request over budget still forms a batch of its own).
+        # This Beam's BatchElements has no max_batch_weight (ModelHandler accepts one but
+        # forwards it to BatchElements, which rejects it); its size is the sum of
+        # element_size_fn, and min = max makes that sum a hard cap (the adaptive estimator
+        # never picks another). A request heavier than the whole budget forms a batch of its
+        # own. length_fn/bucket_boundaries only act on the streaming (stateful) path; in batch
+        # the engine already sorts a batch by length and pads to length buckets.
         return {"min_batch_size": self.max_batch_tokens, "max_batch_size": self.max_batch_tokens,
                 "element_size_fn": self.element_weight}
 

@@ -28,7 +28,7 @@ import re
 import urllib.parse
 import uuid
 import zlib
-from typing import Iterator, Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import apache_beam as beam
 from absl import logging

@@ -54,10 +54,18 @@ class Task(abc.ABC):
 _REGISTRY: dict[str, Callable[[], Task]] = {}
 
 
-def register_task(name: str, factory: Callable[[], Task]) -> None:
+def register_task(name: str, factory: Optional[Callable[[], Task]] = None):
+    """Registers `factory` (a Task subclass or any callable returning a Task) under `name`.
+    Without a factory it is a class decorator: `@register_task("secrets")`."""
+    if factory is None:
+        def decorate(cls):
+            register_task(name, cls)
+            return cls
+        return decorate
     if name in _REGISTRY:
         raise ValueError(f"task {name!r} is already registered")
     _REGISTRY[name] = factory
+    return factory
 
 
 def task_names() -> list[str]:

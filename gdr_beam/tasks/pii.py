@@ -3,9 +3,11 @@
 The model is asked for the rewrite. The verifier finds structured identifiers in the original
 (emails, phone numbers, card numbers (Luhn), IBANs (mod-97), SSNs, IPv4 addresses, dates of
 birth) and accepts the rewrite only if none of them survives and the rest of the text does
-(word overlap outside the detected spans). Otherwise the deterministic fallback replaces each
-detected span with a fake of the same format, seeded by (run seed, example id), so the same
-value gets the same fake within an example and reruns are identical.
+(word overlap outside the detected spans) and nothing was added (word count growth). A
+rewrite that only moves case, spacing or punctuation is `unchanged`. Otherwise the
+deterministic fallback replaces each detected span with a fake of the same format, seeded by
+(run seed, example id), so the same value gets the same fake within an example and reruns are
+identical.
 
 Personal names and street addresses are only handled by the model here: regexes cannot find
 them reliably (an NER-based detector is the next step).
@@ -31,6 +33,15 @@ SYSTEM = (
 EXAMPLE_IN = "Hi, I'm Laura Chen, call me at (415) 555-0199 or mail laura.chen@gmail.com."
 EXAMPLE_OUT = "Hi, I'm Maya Torres, call me at (312) 555-0147 or mail maya.torres@outlook.com."
 MIN_WORDS_KEPT = 0.7  # share of the original's other words the rewrite must keep
+# A rewrite with more words than this (x original, + slack for short texts) added content:
+# chatter, an answer to an instruction inside the text, a continuation.
+MAX_WORDS_GROWTH, WORDS_SLACK = 1.5, 8
+_PLACEHOLDER = re.compile(r"<[A-Z_]{3,}>|\[[A-Z_]{3,}\]|\{\{?[A-Z_]{3,}\}\}?")
+# A leading line that announces the rewrite instead of being part of it.
+# Narrow on purpose (a cue word, a mention of the rewrite, a colon): a text that itself opens
+# with "Here is the agenda:" must not lose its first line.
+_PREAMBLE = re.compile(r"^\s*(?:sure|certainly|okay|of course|here)\b[^\n]{0,80}?"
+                       r"\b(?:rewrit\w*|anonymi\w*|version|text)\b[^\n]{0,40}:[ \t]*\n", re.I)
 
 
 def _digits(s: str) -> str:
@@ -199,31 +210,45 @@ class PiiTask(Task):
         ]
 
     def parse(self, output: str) -> str:
-        out = output.strip()
-        out = re.sub(r"^(?:rewritten text|text)\s*:\s*", "", out, flags=re.I)
-        for fence in ("<<<", ">>>", "```"):
-            out = out.replace(fence, "")
-        return out.strip().strip('"').strip()
+        # Peel what the model wraps around its answer (a preamble, the prompt's "Text:" label
+        # and fences echoed back, one pair of quotes) in any nesting, until nothing changes.
+        # Only the edges are touched: the same characters inside the text stay.
+        out, previous = output.strip(), None
+        while out != previous:
+            previous = out
+            out = _PREAMBLE.sub("", out, count=1).strip()
+            out = re.sub(r"^(?:rewritten text|rewritten|text)\s*:\s*", "", out, flags=re.I)
+            out = re.sub(r"^(?:<<<|```\w*)[ \t]*\n?|\n?[ \t]*(?:>>>|```)$", "", out).strip()
+            if len(out) >= 2 and out[0] == out[-1] and out[0] in "\"'" \
+                    and out[0] not in out[1:-1]:  # not '"Go," he said, "now"'
+                out = out[1:-1].strip()
+        return out
 
     def verify(self, example_id: str, original: str, rewritten: Optional[str],
                seed: int) -> Verification:
         spans = detect(original)
         reason = ""
-        if not rewritten:
+        if not rewritten or not rewritten.strip():
             reason = "empty_rewrite"
         elif any(s["value"] in rewritten for s in spans):
             reason = "leaked_value"
-        elif re.search(r"<[A-Z_]{3,}>|\[[A-Z_]{3,}\]", rewritten):
+        elif _PLACEHOLDER.search(rewritten):
             reason = "placeholder"
         elif words_kept(original, spans, rewritten) < MIN_WORDS_KEPT:
             reason = "content_lost"
+        elif len(_words(rewritten)) > (len(_words(original)) * MAX_WORDS_GROWTH
+                                       + WORDS_SLACK):
+            reason = "content_added"
         if not reason:
-            if rewritten == original:
+            if _words(rewritten) == _words(original):
+                # Only case, spacing or punctuation moved: keep the original byte for byte
+                # rather than adopt cosmetic edits as a "rewrite".
                 return Verification("unchanged", original)
             return Verification("rewritten", rewritten, diff_changes(original, rewritten))
-        if not spans:
-            # Nothing we can detect: the original is the safest text we can emit.
-            return Verification("unchanged", original, (), reason)
+        # The model's rewrite is not trusted. The fallback replaces what the detectors found;
+        # with nothing found it is the original text, still marked `fallback` (not
+        # `unchanged`): the model may have been right that something, e.g. a name, needed
+        # replacing, and the verdict must not claim otherwise.
         text, changes = fallback(example_id, original, spans, seed)
         return Verification("fallback", text, changes, reason)
 

@@ -1,0 +1,242 @@
+"""The GDR refinement job: read a dataset, rewrite every example with a model, write it for TFDS.
+
+    python -m pipelines.refine --input=gdr_beam/samples/pii_sample.jsonl \
+        --output_dir=/tmp/gdr-out --task=pii
+
+Flags this module does not define go to Beam's PipelineOptions, so the same command runs on
+any runner, e.g. `--runner=DataflowRunner --project=P --region=R --temp_location=gs://...`.
+
+Writes to --output_dir: `{name}-{split}.tfrecord-XXXXX-of-YYYYY` + TFDS metadata (load with
+`tfds.builder_from_directory`), `dead_letters/dead_letter-*.jsonl` (every input example that did
+not become an output, with its stage, reason and payload) and `report.json` / `report.html`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import Optional, Sequence
+
+import apache_beam as beam
+from absl import app, flags, logging
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.runner import PipelineState
+
+from gdr_beam import report as report_lib
+from gdr_beam.beam import io as gio
+from gdr_beam.beam.handler import JaxModelHandler
+from gdr_beam.beam.refine import Refine
+
+flags.DEFINE_string("input", None, "Input path or glob (local, gs://, ...), or tfds://name?split=.")
+flags.DEFINE_string("output_dir", None, "Where the refined dataset, dead letters and report go.")
+flags.DEFINE_enum("input_format", None, ["jsonl", "tfrecord", "tfds"],
+                  "Input format; inferred from --input by default.")
+flags.DEFINE_string("task", "pii", "Refinement task (see gdr_beam.tasks).")
+flags.DEFINE_string("text_field", "text", "Input field holding the text to refine.")
+flags.DEFINE_string("id_field", "id", "Input field holding the example id (derived when absent).")
+flags.DEFINE_string("model", None,
+                    "Checkpoint: .gguf or HF safetensors dir, local or gs:// "
+                    "(default: the embedded SmolLM2-135M-Instruct).")
+flags.DEFINE_integer("max_new_tokens", 256, "Most tokens generated per example.")
+flags.DEFINE_float("temperature", 0.0, "Sampling temperature; 0 = greedy.")
+flags.DEFINE_integer("seed", 0, "Run seed; each example's key also folds in its id.")
+flags.DEFINE_integer("max_batch_tokens", 8192, "Token budget of one generation batch.")
+flags.DEFINE_integer("num_shards", None, "Output shards (default: from the data size).")
+flags.DEFINE_string("name", "refined", "Dataset name: the shard file prefix.")
+flags.DEFINE_string("split", "train", "Split to write; also the TFDS split read from tfds:// "
+                    "inputs that do not name one.")
+flags.DEFINE_float("progress_interval", 30.0, "Seconds between progress log lines per worker.")
+flags.mark_flags_as_required(["input", "output_dir"])
+FLAGS = flags.FLAGS
+
+
+@dataclasses.dataclass(frozen=True)
+class RefineJob:
+    """Everything a run needs besides Beam's own options (the flags, as one value)."""
+    input: str
+    output_dir: str
+    task: str = "pii"
+    input_format: Optional[str] = None
+    text_field: str = "text"
+    id_field: str = "id"
+    model: Optional[str] = None
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    seed: int = 0
+    max_batch_tokens: int = 8192
+    num_shards: Optional[int] = None
+    name: str = "refined"
+    split: str = "train"
+    progress_interval: float = 30.0
+
+    @classmethod
+    def from_flags(cls) -> "RefineJob":
+        return cls(**{f.name: getattr(FLAGS, f.name) for f in dataclasses.fields(cls)})
+
+
+# --- Progress ---------------------------------------------------------------------------------
+
+class _Totals:
+    """Per-process totals, so all threads of a worker log one progress line between them."""
+    lock = threading.Lock()
+    start: Optional[float] = None
+    last_log = 0.0
+    examples = 0
+    tokens = 0
+
+
+class ProgressHandler(JaxModelHandler):
+    """The engine's ModelHandler, also logging examples done and tokens/s every `interval` s.
+
+    It sits where the tokens are counted (the generated ids are not in the refined records)
+    and where the time goes. Rates are per worker process from the start of its first batch, so
+    model loading does not blur them; the run report has the whole-job figures.
+    """
+
+    def __init__(self, *args, progress_interval: float = 30.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._interval = progress_interval
+
+    def run_inference(self, batch, model, inference_args=None):
+        began = time.time()
+        results = super().run_inference(batch, model, inference_args)
+        now = time.time()
+        tokens = sum(r.inference.num_tokens for r in results)
+        with _Totals.lock:
+            if _Totals.start is None:
+                _Totals.start = began
+                _Totals.last_log = now - self._interval  # log the first batch: it shows life
+            _Totals.examples += len(batch)
+            _Totals.tokens += tokens
+            due = now - _Totals.last_log >= self._interval
+            if due:
+                _Totals.last_log = now
+                examples, tokens, elapsed = _Totals.examples, _Totals.tokens, now - _Totals.start
+        if due:
+            elapsed = max(elapsed, 1e-3)
+            logging.info("progress: %d examples generated, %d tokens in %.0fs from the first "
+                         "batch (%.2f examples/s, %.1f tokens/s)", examples, tokens, elapsed,
+                         examples / elapsed, tokens / elapsed)
+        return results
+
+
+# --- The pipeline -----------------------------------------------------------------------------
+
+def build(pipeline, job: RefineJob, started_at: Optional[float] = None):
+    """Adds the job's transforms to `pipeline`; returns the report PCollection (one dict)."""
+    read = pipeline | "Read" >> gio.ReadRecords(
+        job.input, job.input_format, text_field=job.text_field, id_field=job.id_field,
+        split=job.split if (job.input_format or gio.infer_format(job.input)) == "tfds"
+        else None)
+    handler = ProgressHandler(job.model, max_new_tokens=job.max_new_tokens,
+                              temperature=job.temperature, max_batch_tokens=job.max_batch_tokens,
+                              progress_interval=job.progress_interval)
+    # ReadRecords has already normalised the records to `id` and `text`.
+    refine = read.records | "Refine" >> Refine(
+        job.task, job.model, model_handler=handler, text_field="text", id_field="id",
+        max_new_tokens=job.max_new_tokens, seed=job.seed)
+    refined = refine.refined
+    written = refined | "Write" >> gio.WriteRefined(job.output_dir, job.name, job.split,
+                                                   job.num_shards)
+    later_dead = ((refine.dead_letter, written.dead_letter)
+                  | "LaterDeadLetters" >> beam.Flatten())
+    _ = ((read.dead_letter, later_dead) | "AllDeadLetters" >> beam.Flatten()
+         | "WriteDeadLetters" >> gio.WriteDeadLetters(dead_letter_dir(job.output_dir)))
+    config = {k: v for k, v in dataclasses.asdict(job).items() if k != "progress_interval"}
+    return ({"records": read.records, "read_dead_letter": read.dead_letter,
+             "dead_letter": later_dead, "refined": refined, "files": written.files}
+            | "Report" >> report_lib.RunReport(job.output_dir, config=config,
+                                              started_at=started_at))
+
+
+def dead_letter_dir(output_dir: str) -> str:
+    return FileSystems.join(output_dir.rstrip("/"), "dead_letters")
+
+
+def run(job: RefineJob, beam_args: Sequence[str] = ()) -> Optional[dict]:
+    """Runs the job to completion; returns the report (None when the runner did not wait)."""
+    started_at = time.time()
+    options = PipelineOptions(list(beam_args))
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, job, started_at)
+    result = pipeline.run()
+    state = result.wait_until_finish()
+    logging.info("pipeline finished: %s in %.1fs", state, time.time() - started_at)
+    if state != PipelineState.DONE:
+        return None
+    report = report_lib.read_report(job.output_dir)
+    tokens = _counter(result, "gdr/generate/tokens_out")
+    if tokens is not None:
+        report_lib.write_report(report_lib.add_generated_tokens(report, tokens), job.output_dir)
+    return report
+
+
+def _counter(result, name: str) -> Optional[int]:
+    """A counter's committed value (attempted where the runner has no committed ones)."""
+    try:
+        query = result.metrics().query(MetricsFilter().with_name(name))
+    except Exception as e:  # pylint: disable=broad-except  # metrics are optional extras
+        logging.warning("no metrics from the runner: %s", e)
+        return None
+    values = []
+    for c in query["counters"]:
+        try:
+            values.append(c.committed)
+        except Exception:  # pylint: disable=broad-except  # runner without committed metrics
+            values.append(c.attempted)
+    values = [v for v in values if v is not None]
+    return sum(values) if values else None
+
+
+def summary(report: dict, job: RefineJob) -> str:
+    """The end-of-run text: what came out, what did not and why, where it is, how to load it."""
+    counts = report["counts"]
+    verdicts = ", ".join(f"{v} {n}" for v, n in report["outputs_by_verdict"].items()) or "none"
+    lines = [f"GDR {job.task}: {counts['inputs']} inputs -> {counts['outputs']} outputs "
+             f"({verdicts}), {counts['dead_letters']} dead letters, "
+             f"{counts['filtered']} filtered, {counts['deduplicated']} deduplicated: "
+             f"{'balanced' if report['balanced'] else 'NOT BALANCED'} ({report['balance']})"]
+    for stage, reasons in report["dead_letters_by_stage"].items():
+        lines.append(f"  dead letters at {stage}: "
+                     + ", ".join(f"{r} {n}" for r, n in reasons.items()))
+    rate = report["throughput"]
+    if rate.get("elapsed_s"):
+        tokens = (f", {rate['tokens_per_s']:.1f} generated tokens/s"
+                  if "tokens_per_s" in rate else "")
+        lines.append(f"  {rate['elapsed_s']:.1f}s end to end, "
+                     f"{rate.get('examples_per_s', 0):.2f} examples/s{tokens}")
+    lines.append("  outputs: " + ", ".join(report["files"]))
+    lines.append(f"  dead letters: {dead_letter_dir(job.output_dir)}/dead_letter-*.jsonl")
+    out = job.output_dir.rstrip("/")
+    lines.append(f"  report: {FileSystems.join(out, report_lib.REPORT_JSON)}, "
+                 f"{FileSystems.join(out, report_lib.REPORT_HTML)}")
+    lines.append("  load it:\n"
+                 "    import tensorflow_datasets as tfds\n"
+                 f"    ds = tfds.builder_from_directory({out!r}).as_dataset("
+                 f"split={job.split!r})")
+    return "\n".join(lines)
+
+
+def parse_flags(argv: Sequence[str]) -> list:
+    """absl parses the flags it knows; the rest (argv[0] first) are Beam's pipeline options."""
+    FLAGS.unparse_flags()  # a second in-process parse (tests) must not inherit values
+    return FLAGS(list(argv), known_only=True)
+
+
+def main(argv: Sequence[str]) -> int:
+    job = RefineJob.from_flags()
+    report = run(job, argv[1:])
+    if report is None:
+        print("The pipeline did not finish here (a non-blocking runner?); the report will be at "
+              f"{FileSystems.join(job.output_dir, report_lib.REPORT_JSON)}")
+        return 0
+    print(summary(report, job))
+    return 0 if report["balanced"] else 1
+
+
+if __name__ == "__main__":
+    logging.set_verbosity(logging.INFO)
+    app.run(main, flags_parser=parse_flags)
