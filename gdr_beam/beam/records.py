@@ -32,7 +32,7 @@ from typing import Iterable, Mapping, Optional
 
 import tensorflow as tf
 
-STAGES = ("read", "prompt", "generate", "verify", "filter", "write")
+STAGES = ("read", "prompt", "generate", "verify", "filter", "dedup", "write")
 # Fields every refined output example carries, all strings.
 OUTPUT_FIELDS = ("id", "text", "original_sha256", "task", "model", "verdict", "changes")
 VERDICTS = ("rewritten", "unchanged", "fallback", "rejected")
