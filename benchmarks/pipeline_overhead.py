@@ -108,7 +108,8 @@ def _run_pipeline() -> dict:
                                model=FLAGS.model, max_new_tokens=FLAGS.max_new_tokens,
                                temperature=0.0, seed=SEED,
                                max_batch_tokens=FLAGS.max_batch_tokens,
-                               progress_interval=1e9)
+                               # The engine side generates once per record; so does this.
+                               max_retries=0, progress_interval=1e9)
         t0 = time.perf_counter()
         pipeline = beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"]))
         refine.build(pipeline, job, time.time())

@@ -14,6 +14,7 @@ not become an output, with its stage, reason and payload) and `report.json` / `r
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import threading
 import time
 from typing import Optional, Sequence
@@ -29,12 +30,19 @@ from gdr_beam import report as report_lib
 from gdr_beam.beam import io as gio
 from gdr_beam.beam.handler import JaxModelHandler
 from gdr_beam.beam.refine import Refine
+from gdr_beam.tasks import get_task
 
 flags.DEFINE_string("input", None, "Input path or glob (local, gs://, ...), or tfds://name?split=.")
 flags.DEFINE_string("output_dir", None, "Where the refined dataset, dead letters and report go.")
 flags.DEFINE_enum("input_format", None, ["jsonl", "tfrecord", "tfds"],
                   "Input format; inferred from --input by default.")
-flags.DEFINE_string("task", "pii", "Refinement task (see gdr_beam.tasks).")
+flags.DEFINE_string("task", "pii", "Refinement task: pii, secrets, toxicity, or one registered "
+                    "by --task_module.")
+flags.DEFINE_list("task_module", [], "Modules to import first that register custom tasks, "
+                  "e.g. examples.custom_task (see gdr_beam/tasks/base.py).")
+flags.DEFINE_integer("max_retries", 1, "Times a rewrite that fails verification goes back to "
+                     "the model before the deterministic fallback repairs it.")
+flags.DEFINE_float("retry_temperature", 0.7, "Sampling temperature of the retries.")
 flags.DEFINE_string("text_field", "text", "Input field holding the text to refine.")
 flags.DEFINE_string("id_field", "id", "Input field holding the example id (derived when absent).")
 flags.DEFINE_string("model", None,
@@ -59,6 +67,9 @@ class RefineJob:
     input: str
     output_dir: str
     task: str = "pii"
+    task_module: tuple = ()
+    max_retries: int = 1
+    retry_temperature: float = 0.7
     input_format: Optional[str] = None
     text_field: str = "text"
     id_field: str = "id"
@@ -74,7 +85,9 @@ class RefineJob:
 
     @classmethod
     def from_flags(cls) -> "RefineJob":
-        return cls(**{f.name: getattr(FLAGS, f.name) for f in dataclasses.fields(cls)})
+        values = {f.name: getattr(FLAGS, f.name) for f in dataclasses.fields(cls)}
+        values["task_module"] = tuple(values["task_module"] or ())
+        return cls(**values)
 
 
 # --- Progress ---------------------------------------------------------------------------------
@@ -134,10 +147,18 @@ def build(pipeline, job: RefineJob, started_at: Optional[float] = None):
     handler = ProgressHandler(job.model, max_new_tokens=job.max_new_tokens,
                               temperature=job.temperature, max_batch_tokens=job.max_batch_tokens,
                               progress_interval=job.progress_interval)
+    task = job.task
+    if job.task_module:
+        for module in job.task_module:
+            importlib.import_module(module)
+        # The instance, not the name: it is pickled with the DoFns, so workers import its
+        # module when they unpickle it, without a registry of their own.
+        task = get_task(job.task)
     # ReadRecords has already normalised the records to `id` and `text`.
     refine = read.records | "Refine" >> Refine(
-        job.task, job.model, model_handler=handler, text_field="text", id_field="id",
-        max_new_tokens=job.max_new_tokens, seed=job.seed)
+        task, job.model, model_handler=handler, text_field="text", id_field="id",
+        max_new_tokens=job.max_new_tokens, seed=job.seed, max_retries=job.max_retries,
+        retry_temperature=job.retry_temperature)
     refined = refine.refined
     written = refined | "Write" >> gio.WriteRefined(job.output_dir, job.name, job.split,
                                                    job.num_shards)

@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import re
 import tempfile
 
 import apache_beam as beam
@@ -14,8 +15,8 @@ from apache_beam.testing.util import assert_that, equal_to
 from gdr_beam.beam import records as rec
 from gdr_beam.beam.handler import GenerationRequest, JaxModelHandler
 from gdr_beam.beam.refine import Refine, example_seed
-from gdr_beam.tasks import Task, Verification, get_task, register_task
-from gdr_beam.tasks.pii import detect, fallback
+from gdr_beam.tasks import Span, Task, get_task, register_task
+from gdr_beam.tasks.pii import detect
 
 MAX_NEW = 32
 
@@ -26,7 +27,7 @@ def test_detectors_find_each_kind():
     text = ("Mail ann.lee@corp.io, call +1 (415) 555-0134, card 4111 1111 1111 1111, "
             "IBAN DE89 3704 0044 0532 0130 00, SSN 123-45-6789, host 10.0.12.7, DOB 1984-03-12, "
             "meeting on 2024-05-02, order 1234 5678 9012 3456.")
-    found = {(s["category"], s["value"]) for s in detect(text)}
+    found = {(s.category, s.value) for s in detect(text, names=False)}
     assert found == {
         ("email", "ann.lee@corp.io"), ("phone", "+1 (415) 555-0134"),
         ("credit_card", "4111 1111 1111 1111"), ("iban", "DE89 3704 0044 0532 0130 00"),
@@ -36,17 +37,19 @@ def test_detectors_find_each_kind():
 
 def test_fallback_is_consistent_deterministic_and_realistic():
     text = "Write to bo@x.org. Again: bo@x.org. Card 4111-1111-1111-1111, IBAN GB82 WEST 1234 5698 7654 32."
-    spans = detect(text)
-    out1, changes1 = fallback("id-1", text, spans, seed=7)
-    out2, _ = fallback("id-1", text, spans, seed=7)
-    out3, _ = fallback("id-2", text, spans, seed=7)
+    task = get_task("pii")
+    first = task.fallback("id-1", text, seed=7)
+    out1, changes1 = first.text, first.changes
+    out2 = task.fallback("id-1", text, seed=7).text
+    out3 = task.fallback("id-2", text, seed=7).text
+    assert first.verdict == "fallback"
     assert out1 == out2 and out1 != out3
-    assert "bo@x.org" not in out1 and not detect(out1) == spans
+    assert "bo@x.org" not in out1
     fakes = [c["replacement"] for c in changes1]
     assert fakes[0] == fakes[1]  # the same email gets the same fake
     for c in changes1:
         assert "<" not in c["replacement"] and "[" not in c["replacement"]
-    faked = {s["category"]: s["value"] for s in detect(out1)}
+    faked = {s.category: s.value for s in detect(out1, names=False)}
     assert set(faked) == {"email", "credit_card", "iban"}  # same kinds, valid checksums
     assert faked["credit_card"].count("-") == 3
 
@@ -71,14 +74,26 @@ def test_custom_task_registration():
     class Shout(Task):
         name = "shout_test"
 
-        def messages(self, text):
+        def messages(self, text, feedback=None):
             return [{"role": "user", "content": text}]
 
-        def verify(self, example_id, original, rewritten, seed):
-            return Verification("rewritten", original.upper())
+        def detect(self, text):
+            return [Span(m.start(), m.end(), "shout", m.group())
+                    for m in re.finditer(r"\b[A-Z]{2,}\b", text)]
+
+        def replacement(self, span, rng):
+            return span.value.lower()
 
     register_task("shout_test", Shout)
-    assert get_task("shout_test").verify("x", "hi", None, 0).text == "HI"
+    task = get_task("shout_test")
+    assert task.name == "shout_test"
+    repaired = task.verify("x", "hi THERE you", None, 0)
+    assert (repaired.verdict, repaired.text, repaired.reason) == ("fallback", "hi there you",
+                                                                  "no_rewrite")
+    assert repaired.changes == ({"start": 3, "end": 8, "category": "shout",
+                                 "replacement": "there"},)
+    assert task.verify("x", "hi THERE you", "hi THERE you", 0).reason == "leaked_value"
+    assert task.verify("x", "hi THERE you", "hi there you", 0).verdict == "unchanged"
     with pytest.raises(ValueError, match="already registered"):
         register_task("shout_test", Shout)
     with pytest.raises(ValueError, match="unknown task 'nope'"):
@@ -100,8 +115,11 @@ def test_batches_never_exceed_token_budget():
                     equal_to([[190]] * 3))
         assert_that(batches | beam.Map(len) | beam.CombineGlobally(sum),
                     equal_to([len(requests)]), label="all")
-    keyed = JaxModelHandler(max_new_tokens=16).element_weight(("k", requests[1]))
-    assert keyed == 96
+    keyed = handler.element_weight(("k", requests[1]))
+    assert keyed == 96  # 80 prompt + 16 new tokens
+    # A tiny request still weighs budget / max_batch_size, so the weight caps the count too.
+    capped = JaxModelHandler(max_new_tokens=1, max_batch_tokens=3200, max_batch_size=32)
+    assert capped.element_weight(requests[0]) == 100
 
 
 def test_unknown_inference_args_are_rejected():

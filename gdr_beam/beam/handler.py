@@ -15,6 +15,7 @@ batch of long prompts holds fewer of them. `max_batch_size` also caps the exampl
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Iterable, NamedTuple, Optional, Sequence
 
@@ -23,6 +24,8 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 NAMESPACE = "gdr"
+_LOADED: dict = {}  # (path, dtypes, batch limits) -> LanguageModel, per process
+_LOADED_LOCK = threading.Lock()
 INFERENCE_ARGS = ("max_new_tokens", "temperature", "top_k", "top_p")
 
 
@@ -114,10 +117,21 @@ class JaxModelHandler(ModelHandler[GenerationRequest, PredictionResult, Any]):
         # Imported here, not at module level: the launcher that builds the pipeline needs
         # neither JAX nor the weights.
         from gdr_beam.engine import load_model  # pylint: disable=import-outside-toplevel
-        t0 = time.perf_counter()
-        model = load_model(self.model_path, dtype=self._dtype, param_dtype=self._param_dtype,
-                           max_batch_size=self.max_batch_size,
-                           max_batch_tokens=self.max_batch_tokens)
+        # Every RunInference stage keeps its own Shared handle, and Refine has one stage per
+        # attempt; this process-wide table makes them all use one copy of the weights.
+        key = (self.model_path, str(self._dtype), str(self._param_dtype), self.max_batch_size,
+               self.max_batch_tokens)
+        with _LOADED_LOCK:
+            model = _LOADED.get(key)
+            if model is not None:
+                logging.info("JaxModelHandler reuses %s loaded in this process", model.name)
+                return _ServedModel(model) if self._share else model
+            t0 = time.perf_counter()
+            model = load_model(self.model_path, dtype=self._dtype,
+                               param_dtype=self._param_dtype,
+                               max_batch_size=self.max_batch_size,
+                               max_batch_tokens=self.max_batch_tokens)
+            _LOADED[key] = model
         seconds = time.perf_counter() - t0
         Metrics.distribution(NAMESPACE, "gdr/model/load_ms").update(int(seconds * 1000))
         Metrics.counter(NAMESPACE, "gdr/model/loads").inc()

