@@ -11,8 +11,13 @@ import pytest
 from apache_beam.metrics.metric import MetricsFilter
 
 from gdr_beam.beam import records as rec
-from gdr_beam.beam.filters import (REASONS, FilterConfig, QualityFilter,
-                                   duplicate_ngram_fraction, filter_reason)
+from gdr_beam.beam.filters import (
+    REASONS,
+    FilterConfig,
+    QualityFilter,
+    duplicate_ngram_fraction,
+    filter_reason,
+)
 
 _RNG = random.Random(7)
 _VOCAB = sorted({"".join(_RNG.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(_RNG.randint(3, 9)))
