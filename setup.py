@@ -41,6 +41,7 @@ setuptools.setup(
         "faker>=25",  # realistic fake names, addresses, emails for the pii fallback
         "detect-secrets>=1.5",  # Yelp's secret detectors for the secrets task
         "better-profanity>=0.7",  # bundled profanity word list (with leetspeak) for toxicity
+        "datasketch>=2.0",  # MinHash for near dedup: seeded, serialisable permutations
     ],
     extras_require={
         # Independent reference implementations the tests compare the engine against.
