@@ -1,0 +1,239 @@
+"""The launchers (launch/): --dry_run options, one-line errors, Dockerfiles, requirements.
+
+Fast by design: nothing here runs a model or contacts a cloud service. Launchers are called
+in-process (main(argv) with captured stdout) except where the exit status and stderr of the
+script run as a file are the point.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from launch import common  # noqa: E402
+from launch.dataflow_gpu import launch as gpu_launch  # noqa: E402
+from launch.dataflow_tpu import launch as tpu_launch  # noqa: E402
+from launch.local import run as local_run  # noqa: E402
+
+GS_IO = ["--input=gs://bucket/in/*.jsonl", "--output_dir=gs://bucket/out", "--task=pii"]
+CLOUD = ["--project=proj-1", "--region=europe-west4", "--temp_location=gs://bucket/tmp"]
+# No cloud settings from the environment of whoever runs the tests.
+CLOUD_ENV = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT", "REGION", "GOOGLE_CLOUD_REGION",
+             "CLOUDSDK_COMPUTE_REGION", "TEMP_LOCATION", "IMAGE")
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for name in CLOUD_ENV + ("XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def dry_run(module, argv, capsys) -> dict:
+    assert common.run_main(module.main, ["--dry_run", *argv]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def beam_options(report: dict):
+    """The report's command line parsed again by Beam itself, as the job will parse it."""
+    from apache_beam.options.pipeline_options import (GoogleCloudOptions, PipelineOptions,
+                                                      StandardOptions, WorkerOptions,
+                                                      DebugOptions, DirectOptions)
+    argv = shlex.split(report["command_line"])
+    assert argv[1:3] == ["-m", "pipelines.refine"]
+    options = PipelineOptions(argv[3:])
+    return {cls.__name__: options.view_as(cls) for cls in (
+        GoogleCloudOptions, StandardOptions, WorkerOptions, DebugOptions, DirectOptions)}
+
+
+# --- Dataflow with GPU workers -------------------------------------------------------------------
+
+def test_gpu_dry_run_options_parse_and_carry_accelerator_image_experiments(capsys):
+    report = dry_run(gpu_launch, [*GS_IO, *CLOUD, "--image=europe-docker.pkg.dev/p/r/gpu:1"],
+                     capsys)
+    o = beam_options(report)
+    assert o["StandardOptions"].runner == "DataflowRunner"
+    assert o["GoogleCloudOptions"].project == "proj-1"
+    assert o["GoogleCloudOptions"].region == "europe-west4"
+    assert o["GoogleCloudOptions"].temp_location == "gs://bucket/tmp"
+    assert o["GoogleCloudOptions"].dataflow_service_options == [
+        "worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver"]
+    assert o["WorkerOptions"].machine_type == "g2-standard-8"
+    assert o["WorkerOptions"].sdk_container_image == "europe-docker.pkg.dev/p/r/gpu:1"
+    assert set(o["DebugOptions"].experiments) >= {"use_runner_v2",
+                                                  "no_use_multiple_sdk_containers"}
+    # The pipeline's own flags travel in the same command, untouched.
+    assert report["command"][3:6] == GS_IO
+    assert report["problems"] == []
+    assert report["pipeline_options"]["sdk_container_image"] == "europe-docker.pkg.dev/p/r/gpu:1"
+    assert {v["source"] for v in report["settings"].values()} == {"flag"}
+
+
+def test_gpu_dry_run_without_settings_uses_placeholders_and_names_the_problems(capsys):
+    report = dry_run(gpu_launch, GS_IO, capsys)
+    assert report["settings"]["project"]["source"] == "placeholder"
+    assert any("--project is a placeholder" in p for p in report["problems"])
+    # The default image is the Artifact Registry path the README pushes to.
+    assert report["pipeline_options"]["sdk_container_image"] == (
+        "us-central1-docker.pkg.dev/my-project/gdr-beam/gdr-beam-gpu:latest")
+
+
+def test_gpu_settings_from_environment(monkeypatch, capsys):
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "env-proj")
+    monkeypatch.setenv("REGION", "us-east4")
+    monkeypatch.setenv("TEMP_LOCATION", "gs://env/tmp")
+    monkeypatch.setenv("IMAGE", "us-east4-docker.pkg.dev/env-proj/gdr-beam/custom:2")
+    report = dry_run(gpu_launch, GS_IO, capsys)
+    assert report["settings"]["project"] == {"value": "env-proj", "source": "env:GOOGLE_CLOUD_PROJECT"}
+    assert report["pipeline_options"]["region"] == "us-east4"
+    assert report["pipeline_options"]["sdk_container_image"].endswith("/custom:2")
+    assert report["problems"] == []
+
+
+def test_gpu_multi_gpu_machine(capsys):
+    report = dry_run(gpu_launch, [*GS_IO, *CLOUD, "--machine_type=g2-standard-24",
+                                  "--gpu_count=2", "--harness_threads=4"], capsys)
+    opts = report["pipeline_options"]
+    assert opts["dataflow_service_options"] == [
+        "worker_accelerator=type:nvidia-l4;count:2;install-nvidia-driver"]
+    assert opts["number_of_worker_harness_threads"] == 4
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--machine_type=n1-standard-8"], "nvidia-l4 GPUs come only with G2"),
+    (["--machine_type=g2-standard-8", "--gpu_count=2"], "has 1 L4 GPU"),
+    (["--gpu_count=0"], "--gpu_count must be >= 1"),
+    (["--runner=DirectRunner"], "--runner is set by this launcher"),
+    (["--dataflow_service_options=x"], "--dataflow_service_options is set by this launcher"),
+])
+def test_gpu_bad_settings_are_one_line_errors(argv, message, capsys):
+    assert common.run_main(gpu_launch.main, ["--dry_run", *GS_IO, *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and err.startswith("error: ")
+
+
+def test_gpu_real_run_refuses_local_paths_before_contacting_anything(capsys):
+    argv = ["--input=/tmp/in.jsonl", "--output_dir=gs://b/out", *CLOUD]
+    assert common.run_main(gpu_launch.main, argv) == 2
+    err = capsys.readouterr().err
+    assert "--input=/tmp/in.jsonl is local" in err and err.count("\n") == 1
+
+
+def _run_file(path, argv, env=None):
+    full_env = {k: v for k, v in os.environ.items() if k not in CLOUD_ENV}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, os.path.join(REPO, path), *argv], cwd="/",
+                          env=full_env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("path", ["launch/dataflow_gpu/launch.py", "launch/dataflow_tpu/launch.py"])
+def test_dataflow_missing_settings_exit_2_with_one_line(path):
+    """Run as a file from another directory, as a user would: exit 2, one line, no traceback."""
+    proc = _run_file(path, GS_IO)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: no Google Cloud project: pass --project=")
+    assert "$TEMP_LOCATION" in lines[0]  # every missing setting named at once
+
+
+# --- Dataflow with TPU workers -------------------------------------------------------------------
+
+def test_tpu_dry_run_options_parse_and_carry_accelerator_image_experiments(capsys):
+    report = dry_run(tpu_launch, [*GS_IO, *CLOUD], capsys)
+    o = beam_options(report)
+    assert o["StandardOptions"].runner == "DataflowRunner"
+    assert o["GoogleCloudOptions"].dataflow_service_options == [
+        "worker_accelerator=type:tpu-v5-lite-podslice;topology:1x1"]
+    assert o["WorkerOptions"].machine_type == "ct5lp-hightpu-1t"
+    assert o["WorkerOptions"].sdk_container_image == (
+        "europe-west4-docker.pkg.dev/proj-1/gdr-beam/gdr-beam-tpu:latest")
+    assert set(o["DebugOptions"].experiments) >= {"use_runner_v2",
+                                                  "no_use_multiple_sdk_containers"}
+    assert report["problems"] == []
+
+
+@pytest.mark.parametrize("topology, machine", [("2x2", "ct5lp-hightpu-4t"),
+                                               ("2x4", "ct5lp-hightpu-8t")])
+def test_tpu_machine_type_follows_topology(topology, machine, capsys):
+    report = dry_run(tpu_launch, [*GS_IO, *CLOUD, f"--topology={topology}"], capsys)
+    assert report["pipeline_options"]["machine_type"] == machine
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--machine_type=ct5lp-hightpu-4t"], "requires --machine_type=ct5lp-hightpu-1t"),
+    (["--topology=4x4"], "no known machine type for tpu-v5-lite-podslice 4x4"),
+    (["--sdk_container_image=x"], "--sdk_container_image is set by this launcher"),
+])
+def test_tpu_bad_settings_are_one_line_errors(argv, message, capsys):
+    assert common.run_main(tpu_launch.main, ["--dry_run", *GS_IO, *CLOUD, *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+# --- local, multi-process --------------------------------------------------------------------------
+
+def test_local_dry_run_sets_multiprocessing_direct_runner(capsys):
+    report = dry_run(local_run, ["--num_workers=3", "--input=in.jsonl", "--output_dir=/tmp/o"],
+                     capsys)
+    o = beam_options(report)
+    assert o["StandardOptions"].runner == "DirectRunner"
+    assert o["DirectOptions"].direct_num_workers == 3
+    assert o["DirectOptions"].direct_running_mode == "multi_processing"
+    assert report["beam_args"] == ["--runner=DirectRunner", "--direct_num_workers=3",
+                                   "--direct_running_mode=multi_processing"]
+    # Several JAX processes: no 75% preallocation each (a no-op on CPU, vital on one GPU).
+    assert report["env"] == {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    assert report["problems"] == []
+
+
+def test_local_memory_fraction_and_single_worker(capsys):
+    report = dry_run(local_run, ["--num_workers=2", "--memory_fraction=0.45", "--input=a",
+                                 "--output_dir=b"], capsys)
+    assert report["env"] == {"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.45"}
+    report = dry_run(local_run, ["--num_workers=1", "--input=a", "--output_dir=b"], capsys)
+    assert report["env"] == {}
+    assert "--direct_num_workers=1" in report["beam_args"]  # Beam's default, so not in the
+    # drop_default options; the command still says it.
+
+
+def test_local_explicit_memory_env_wins(monkeypatch, capsys):
+    monkeypatch.setenv("XLA_PYTHON_CLIENT_MEM_FRACTION", ".3")
+    report = dry_run(local_run, ["--num_workers=2", "--input=a", "--output_dir=b"], capsys)
+    assert report["env"] == {}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--num_workers=0", "--input=a", "--output_dir=b"], "--num_workers must be >= 1"),
+    (["--num_workers=2", "--memory_fraction=0.6", "--input=a", "--output_dir=b"], "exceeds"),
+    (["--direct_num_workers=4", "--input=a", "--output_dir=b"], "use --num_workers"),
+    (["--direct_running_mode=in_memory", "--input=a", "--output_dir=b"], "is set by this"),
+])
+def test_local_bad_settings_are_one_line_errors(argv, message, capsys):
+    assert common.run_main(local_run.main, ["--dry_run", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_local_missing_input_exit_2_with_one_line():
+    proc = _run_file("launch/local/run.py", ["--num_workers=1"])
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines == ["error: --input is missing; --output_dir is missing"], proc.stderr
+
+
+def test_max_new_tokens_is_not_taken_for_a_launcher_flag(capsys):
+    """allow_abbrev=False: --max_new_tokens must reach the pipeline, not match --max_num_workers."""
+    report = dry_run(gpu_launch, [*GS_IO, *CLOUD, "--max_new_tokens=64"], capsys)
+    assert "--max_new_tokens=64" in report["command"]
+    assert report["pipeline_options"]["max_num_workers"] == 2
