@@ -156,6 +156,18 @@ def replace_spans(text: str, spans: Sequence[Span], replace: Callable[[Span], st
     return "".join(pieces), tuple(changes)
 
 
+def distinct_replacement(span: Span, rng: random.Random,
+                         replace: Callable[[Span, random.Random], str], tries: int = 8) -> str:
+    """replace(span, rng), drawn again while it equals the value: a fake that happens to be
+    the real value (a common name, a short number) would leak it."""
+    new = replace(span, rng)
+    for _ in range(tries - 1):
+        if new != span.value:
+            break
+        new = replace(span, rng)
+    return new
+
+
 def peel(output: str) -> str:
     """The rewrite inside a model reply: drop a preamble, an echoed "Text:" label, fences and
     one pair of enclosing quotes, in any nesting. Only the edges are touched."""
@@ -254,7 +266,8 @@ class Task(abc.ABC):
         def fake(span: Span) -> str:
             key = (span.category, span.value)
             if key not in fakes:
-                fakes[key] = self.replacement(span, seeded_rng(seed, example_id, span.value))
+                fakes[key] = distinct_replacement(
+                    span, seeded_rng(seed, example_id, span.value), self.replacement)
             return fakes[key]
 
         text, changes = replace_spans(original, self.spans(original), fake)

@@ -7,7 +7,8 @@ Detectors (what the verifier and the fallback look for):
                plus a digit-shape regex for the short local forms it does not parse;
   addresses    "<number> <words> <USPS street suffix>" with optional unit, city, state, zip;
   names        Presidio's analyzer over a spaCy NER model (PERSON), loaded lazily once per
-               process (see `_ner`), since regexes cannot find names.
+               process (see `_Ner`), since regexes cannot find names; plus a first-name
+               deny-list for what the small NER model misses (see `_gazetteer_persons`).
 
 The fallback replaces each span with a Faker value of the same kind and format, seeded by
 (run seed, example id, value): the same value gets the same fake within an example, and a
@@ -23,8 +24,8 @@ import re
 import threading
 from typing import Callable, Optional
 
-from gdr_beam.tasks.base import Span, Task, Verification, register_task, replace_spans, \
-    seeded_rng
+from gdr_beam.tasks.base import Span, Task, Verification, distinct_replacement, register_task, \
+    replace_spans, seeded_rng
 
 SYSTEM = (
     "You rewrite text to remove personal information. Replace every personal name, email "
@@ -148,6 +149,61 @@ def _build_analyzer():
 
 _NER = _Ner()
 
+# Names the NER model misses (spaCy's small English model misses about one in ten in our
+# evaluation): a known first name followed by one or two capitalised words, or a title or
+# salutation before capitalised words. The first names are Faker's en_US list (US Census/SSA
+# frequencies): a deny-list in Presidio's sense.
+_CAPITALISED_RUN = re.compile(
+    r"\b([A-Z][a-z]+)((?:\s+(?:[A-Z][a-z]+|Mc[A-Z][a-z]+|O'[A-Z][a-z]+)(?:-[A-Z][a-z]+)?){1,2})")
+_TITLED = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Dear)\.?\s+((?:[A-Z][a-z'-]+\s?){1,3})")
+# Capitalised words that follow a first name without being a surname ("April Fools", "Will
+# Review"): never taken into a name span.
+_NOT_SURNAME = {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
+                "The", "And", "Or", "Team", "Here", "Please", "Thanks", "Regards"}
+
+
+@functools.lru_cache(maxsize=None)
+def _first_names() -> frozenset:
+    from faker.providers.person.en_US import Provider  # pylint: disable=import-outside-toplevel
+    return frozenset(Provider.first_names)
+
+
+_TITLE_BEFORE = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+$")
+_CAPITALISED = re.compile(r"\b[A-Z][a-z]+\b")
+
+
+def _gazetteer_persons(text: str) -> list[Span]:
+    spans = []
+    names = _first_names()
+    for word in _CAPITALISED.finditer(text):  # every start, so "Customer Laura Chen" works
+        if word.group() not in names:
+            continue
+        m = _CAPITALISED_RUN.match(text, word.start())
+        tail = m.group(2).split() if m else []
+        while tail and tail[-1] in _NOT_SURNAME:
+            tail.pop()
+        if tail:
+            end = m.start(2) + m.group(2).index(tail[-1]) + len(tail[-1])
+            spans.append(Span(m.start(), end, "person", text[m.start():end]))
+    for m in _TITLED.finditer(text):
+        value = m.group(1).strip()
+        if value.split()[0] not in _NOT_SURNAME:
+            spans.append(Span(m.start(1), m.start(1) + len(value), "person", value))
+    return spans
+
+
+def _merge_persons(text: str, spans: list[Span]) -> list[Span]:
+    """Overlapping name candidates (NER's "William", the list's "William Wilson") -> their
+    union, so a partial detection never leaves the rest of a name behind."""
+    merged: list[Span] = []
+    for s in sorted(spans, key=lambda s: (s.start, -s.end)):
+        if merged and s.start < merged[-1].end:
+            last = merged.pop()
+            end = max(last.end, s.end)
+            s = Span(last.start, end, "person", text[last.start:end])
+        merged.append(s)
+    return merged
+
 
 def detect(text: str, names: bool = True) -> list[Span]:
     """Non-overlapping spans in text order. Structured detectors first: a phone number the NER
@@ -168,7 +224,7 @@ def detect(text: str, names: bool = True) -> list[Span]:
             for span in _phone_spans(text):
                 add(span)
     if names:
-        for span in _NER.persons(text):
+        for span in _merge_persons(text, _NER.persons(text) + _gazetteer_persons(text)):
             add(span)
     return sorted(spans, key=lambda s: s.start)
 
@@ -292,14 +348,20 @@ class PiiTask(Task):
         # Names are faked per token, so one person keeps one fake name however they are
         # referred to: a token that is ever a surname in this example becomes a fake surname.
         spans = self.spans(original)
-        surnames = {tok for s in spans if s.category == "person" for tok in s.value.split()[1:]}
+        surnames = {tok for s in spans if s.category == "person"
+                    for i, tok in enumerate(s.value.split())
+                    if i > 0 or _TITLE_BEFORE.search(original[:s.start])}
         tokens: dict = {}
 
         def fake_token(token: str) -> str:
             if token not in tokens:
                 rng = seeded_rng(seed, example_id, "person\x00" + token)
-                tokens[token] = _with_faker(
-                    rng, lambda f: f.last_name() if token in surnames else f.first_name())
+                for _ in range(8):  # common names do come up: never "replace" with itself
+                    fake_ = _with_faker(
+                        rng, lambda f: f.last_name() if token in surnames else f.first_name())
+                    if fake_.lower() != token.lower():
+                        break
+                tokens[token] = fake_
             return tokens[token]
 
         fakes: dict = {}
@@ -309,8 +371,9 @@ class PiiTask(Task):
                 return " ".join(fake_token(t) for t in span.value.split())
             key = (span.category, span.value)
             if key not in fakes:
-                fakes[key] = fake_value(span.category, span.value,
-                                        seeded_rng(seed, example_id, span.value))
+                fakes[key] = distinct_replacement(
+                    span, seeded_rng(seed, example_id, span.value),
+                    lambda sp, rng: fake_value(sp.category, sp.value, rng))
             return fakes[key]
 
         text, changes = replace_spans(original, spans, fake)
