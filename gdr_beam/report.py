@@ -110,7 +110,8 @@ def _tag_dead(kind):
 
 def _tag_dropped(kind):
     def tag(element):
-        reason = element.get("reason", "") if isinstance(element, Mapping) else ""
+        reason = element.get("reason", "") if isinstance(element, Mapping) \
+            else getattr(element, "reason", "")  # a DeadLetter of stage filter/dedup
         return kind, reason if isinstance(reason, str) else ""
     return tag
 

@@ -7,8 +7,9 @@ Flags this module does not define go to Beam's PipelineOptions, so the same comm
 any runner, e.g. `--runner=DataflowRunner --project=P --region=R --temp_location=gs://...`.
 
 Writes to --output_dir: `{name}-{split}.tfrecord-XXXXX-of-YYYYY` + TFDS metadata (load with
-`tfds.builder_from_directory`), `dead_letters/dead_letter-*.jsonl` (every input example that did
-not become an output, with its stage, reason and payload) and `report.json` / `report.html`.
+`tfds.builder_from_directory`), `dead_letters/dead_letter-*.jsonl` (every input example that
+failed on its way, with its stage, reason and payload), `dropped/dropped-*.jsonl` (the ones the
+quality filters and dedup removed on purpose, the same way) and `report.json` / `report.html`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from apache_beam.runners.runner import PipelineState
 from gdr_beam import report as report_lib
 from gdr_beam.beam import io as gio
 from gdr_beam.beam.handler import JaxModelHandler
+from gdr_beam.beam.dedup import Deduplicate, NearDedupConfig
+from gdr_beam.beam.filters import QualityFilter
 from gdr_beam.beam.refine import Refine
 from gdr_beam.tasks import get_task
 
@@ -42,6 +45,11 @@ flags.DEFINE_list("task_module", [], "Modules to import first that register cust
                   "e.g. examples.custom_task (see gdr_beam/tasks/base.py).")
 flags.DEFINE_integer("max_retries", 1, "Times a rewrite that fails verification goes back to "
                      "the model before the deterministic fallback repairs it.")
+flags.DEFINE_enum("dedup", "near", ["none", "exact", "near"],
+                  "Deduplicate the refined records: exact (normalised text) or exact + near "
+                  "(MinHash LSH, verified by true Jaccard).")
+flags.DEFINE_float("near_dup_threshold", 0.8, "Word 5-gram Jaccard at which two records are "
+                   "near duplicates.")
 flags.DEFINE_float("retry_temperature", 0.7, "Sampling temperature of the retries.")
 flags.DEFINE_string("text_field", "text", "Input field holding the text to refine.")
 flags.DEFINE_string("id_field", "id", "Input field holding the example id (derived when absent).")
@@ -70,6 +78,8 @@ class RefineJob:
     task_module: tuple = ()
     max_retries: int = 1
     retry_temperature: float = 0.7
+    dedup: str = "near"
+    near_dup_threshold: float = 0.8
     input_format: Optional[str] = None
     text_field: str = "text"
     id_field: str = "id"
@@ -159,22 +169,44 @@ def build(pipeline, job: RefineJob, started_at: Optional[float] = None):
         task, job.model, model_handler=handler, text_field="text", id_field="id",
         max_new_tokens=job.max_new_tokens, seed=job.seed, max_retries=job.max_retries,
         retry_temperature=job.retry_temperature)
-    refined = refine.refined
+    filtered = refine.refined | "QualityFilter" >> QualityFilter()
+    kept = filtered.kept
+    deduplicated = None
+    if job.dedup != "none":
+        dedup = kept | "Deduplicate" >> Deduplicate(
+            near=NearDedupConfig(threshold=job.near_dup_threshold) if job.dedup == "near"
+            else None)
+        kept, deduplicated = dedup.kept, dedup.dropped
+    refined = kept
     written = refined | "Write" >> gio.WriteRefined(job.output_dir, job.name, job.split,
                                                    job.num_shards)
+    # Dropped on purpose, still never silently: each has its DeadLetter (stage filter or
+    # dedup, reason, payload) in dropped/, and the report counts them apart from failures.
+    drops = [filtered.dropped] + ([deduplicated] if deduplicated is not None else [])
+    _ = (drops | "AllDropped" >> beam.Flatten()
+         | "WriteDropped" >> gio.WriteDeadLetters(dropped_dir(job.output_dir),
+                                                  prefix="dropped"))
     later_dead = ((refine.dead_letter, written.dead_letter)
                   | "LaterDeadLetters" >> beam.Flatten())
     _ = ((read.dead_letter, later_dead) | "AllDeadLetters" >> beam.Flatten()
          | "WriteDeadLetters" >> gio.WriteDeadLetters(dead_letter_dir(job.output_dir)))
     config = {k: v for k, v in dataclasses.asdict(job).items() if k != "progress_interval"}
-    return ({"records": read.records, "read_dead_letter": read.dead_letter,
-             "dead_letter": later_dead, "refined": refined, "files": written.files}
+    report_inputs = {"records": read.records, "read_dead_letter": read.dead_letter,
+                     "dead_letter": later_dead, "refined": refined, "files": written.files,
+                     "filtered": filtered.dropped}
+    if deduplicated is not None:
+        report_inputs["deduplicated"] = deduplicated
+    return (report_inputs
             | "Report" >> report_lib.RunReport(job.output_dir, config=config,
                                               started_at=started_at))
 
 
 def dead_letter_dir(output_dir: str) -> str:
     return FileSystems.join(output_dir.rstrip("/"), "dead_letters")
+
+
+def dropped_dir(output_dir: str) -> str:
+    return FileSystems.join(output_dir.rstrip("/"), "dropped")
 
 
 def run(job: RefineJob, beam_args: Sequence[str] = ()) -> Optional[dict]:
@@ -223,6 +255,10 @@ def summary(report: dict, job: RefineJob) -> str:
     for stage, reasons in report["dead_letters_by_stage"].items():
         lines.append(f"  dead letters at {stage}: "
                      + ", ".join(f"{r} {n}" for r, n in reasons.items()))
+    for kind in ("filtered", "deduplicated"):
+        reasons = report.get(f"{kind}_by_reason") or {}
+        if reasons:
+            lines.append(f"  {kind}: " + ", ".join(f"{r} {n}" for r, n in reasons.items()))
     rate = report["throughput"]
     if rate.get("elapsed_s"):
         tokens = (f", {rate['tokens_per_s']:.1f} generated tokens/s"
@@ -231,6 +267,7 @@ def summary(report: dict, job: RefineJob) -> str:
                      f"{rate.get('examples_per_s', 0):.2f} examples/s{tokens}")
     lines.append("  outputs: " + ", ".join(report["files"]))
     lines.append(f"  dead letters: {dead_letter_dir(job.output_dir)}/dead_letter-*.jsonl")
+    lines.append(f"  filtered and deduplicated: {dropped_dir(job.output_dir)}/dropped-*.jsonl")
     out = job.output_dir.rstrip("/")
     lines.append(f"  report: {FileSystems.join(out, report_lib.REPORT_JSON)}, "
                  f"{FileSystems.join(out, report_lib.REPORT_HTML)}")

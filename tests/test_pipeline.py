@@ -343,3 +343,31 @@ def test_report_detects_a_lost_record(tmp_path):
     assert report["counts"]["inputs"] == 4 and report["counts"]["outputs"] == 2
     assert not report["balanced"]
     assert report["dead_letters_by_stage"] == {"read": {"invalid_json": 1}}
+
+
+def test_filters_and_dedup_drop_on_purpose_and_say_why(tmp_path):
+    """Two records with one text (greedy, no retries: the same rewrite) and one looping text:
+    the job keeps one of the pair, drops the loop, and files both drops with their reasons."""
+    same = "The quarterly budget review moves to Thursday afternoon in room four."
+    loop = " ".join(["the build is green again"] * 12)
+    path = tmp_path / "in.jsonl"
+    rows = [{"id": "dup-a", "text": same}, {"id": "dup-b", "text": same},
+            {"id": "loop", "text": loop}, {"id": "plain", "text": "Lunch is at noon today."}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = str(tmp_path / "out")
+    report = run_job(str(path), out, "--max_retries=0")
+    assert report["balanced"], report["balance"]
+    assert report["counts"]["inputs"] == 4
+    assert report["deduplicated_by_reason"] == {"exact_duplicate": 1}
+    assert report["filtered_by_reason"] == {"repetition": 1}
+    _, examples = load_outputs(out)
+    assert sorted(e["id"].decode() for e in examples) == ["dup-a", "plain"]
+    dropped = []
+    for p in glob.glob(os.path.join(out, "dropped", "dropped-*.jsonl")):
+        with open(p, encoding="utf-8") as f:
+            dropped += [rec.DeadLetter.from_json_line(line) for line in f]
+    by_id = {d.id: d for d in dropped}
+    assert set(by_id) == {"dup-b", "loop"}
+    assert by_id["dup-b"].stage == "dedup" and "dup-a" in by_id["dup-b"].detail
+    assert by_id["loop"].stage == "filter" and by_id["loop"].reason == "repetition"
+    assert json.loads(by_id["loop"].payload)["id"] == "loop"  # rerunnable payload
