@@ -1,0 +1,306 @@
+"""How well refinement works: leaks, clean examples, words kept, placeholders, verdicts, diversity.
+
+Builds its own evaluation sets with known planted values (seeded, so every run sees the same
+data): `pii` from Faker templates (names, emails, phones, street addresses, card numbers, SSNs,
+IBANs, IPs, dates of birth), `secrets` as Python/config snippets with planted keys of common
+formats, `toxicity` as short messages with planted profanity, insults and threats. Each set goes
+through the full job (`pipelines.refine` on the DirectRunner, the embedded model unless --model)
+and, in the same run, through Presidio's default anonymiser (AnalyzerEngine + AnonymizerEngine,
+default operators), the usual non-generative peer. Prints JSON per task:
+
+  leak_rate            planted values found verbatim in the outputs / all planted values (a
+                       person name counts as leaked when any one of its name words is left)
+  clean_examples       share of examples whose output holds none of its planted values
+  words_kept           share of the original's other words (not part of a planted value) kept
+  placeholders         outputs holding a placeholder such as <PERSON> or [REDACTED]
+  verdicts             output verdict mix, plus dead letters by reason
+  diversity            distinct-1/2 and gzip compression ratio of the outputs vs the originals
+                       (refinement should not collapse the data's variety)
+
+Dead letters (e.g. `rejected` abuse) are not outputs: they leak nothing and are reported apart.
+
+    python benchmarks/refine_quality.py                      # all tasks, default sizes
+    python benchmarks/refine_quality.py --tasks=pii --n_pii=200
+"""
+
+import argparse
+import glob
+import gzip
+import json
+import os
+import random
+import re
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+_PARSER = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+_PARSER.add_argument("--tasks", default="pii,secrets,toxicity")
+_PARSER.add_argument("--n_pii", type=int, default=100)
+_PARSER.add_argument("--n_secrets", type=int, default=40)
+_PARSER.add_argument("--n_toxicity", type=int, default=40)
+_PARSER.add_argument("--model", default=None, help="Checkpoint (default: embedded SmolLM2).")
+_PARSER.add_argument("--max_new_tokens", type=int, default=160)
+_PARSER.add_argument("--max_retries", type=int, default=1)
+_PARSER.add_argument("--seed", type=int, default=0)
+_PARSER.add_argument("--out", default=None, help="Also write the JSON here.")
+
+_PLACEHOLDER = re.compile(r"<[A-Z_]{3,}>|\[[A-Z_]{3,}\]|\{\{?[A-Z_]{3,}\}\}?|\*{3,}|REDACTED",
+                          re.I)
+
+
+# --- evaluation sets: (id, text, planted values) -------------------------------------------------
+
+class Name(str):
+    """A planted person name: it leaks if any of its name words survives, not only in full."""
+
+    def parts(self) -> list:
+        # Titles and degrees ("Dr", "Dipl.-Ing.", "B.Eng.") are not identifying.
+        return [w for w in self.split() if len(w) > 2 and "." not in w
+                and w.lower() not in {"mrs", "miss", "prof", "herr", "frau", "sig", "sra"}]
+
+
+NAME_LOCALES = ("en_US", "en_GB", "es_ES", "de_DE", "fr_FR", "it_IT")
+
+
+def pii_set(n: int, seed: int) -> list:
+    from faker import Faker
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    # Names from several locales: the pii task's name gazetteer is built from Faker's en_US
+    # first names, so an en_US-only eval set would flatter it.
+    people = Faker(list(NAME_LOCALES))
+    people.seed_instance(seed)
+    rng = random.Random(seed)
+    templates = [
+        "Hi team, {name} here. Please update my email to {email} and my phone to {phone}.",
+        "Customer {name} (DOB {dob}) called from {phone} about a refund to card {card}.",
+        "Ship the replacement to {name}, {address}. Contact: {email}.",
+        "Payroll change for {name}: new IBAN {iban}, SSN {ssn} on file.",
+        "Login alert for {email} from IP {ip}; if this was not you, call {phone}.",
+        "{name} and {name2} met on Tuesday to review the quarterly budget; notes go to {email}.",
+        "Dear {name}, your appointment is confirmed. We will call you at {phone} the day before.",
+        "Invoice 2231 for {name}, {address}. Paid by card {card} on the 3rd.",
+        "Please forward the contract to {name2} at {email2}; {name} is on leave until Monday.",
+        "Background check: {name}, born on {dob}, SSN {ssn}, lives at {address}.",
+    ]
+    out = []
+    for i in range(n):
+        values = {"name": people[rng.choice(NAME_LOCALES)].name(),
+                  "name2": people[rng.choice(NAME_LOCALES)].name(), "email": fake.email(),
+                  "email2": fake.company_email(), "phone": fake.phone_number(),
+                  "address": fake.street_address() + ", " + fake.city() + ", "
+                  + fake.state_abbr() + " " + fake.postcode(),
+                  "card": fake.credit_card_number(card_type="visa16"),
+                  "iban": fake.iban(), "ssn": fake.ssn(), "ip": fake.ipv4_public(),
+                  "dob": fake.date_of_birth(minimum_age=18, maximum_age=90).isoformat()}
+        template = templates[rng.randrange(len(templates))]
+        used = re.findall(r"{(\w+)}", template)
+        text = template.format(**values)
+        planted = sorted({Name(values[k]) if k.startswith("name") else values[k] for k in used})
+        out.append((f"pii-{i:04d}", text, planted))
+    return out
+
+
+def secrets_set(n: int, seed: int) -> list:
+    rng = random.Random(seed)
+
+    def chars(alphabet, k):
+        return "".join(rng.choice(alphabet) for _ in range(k))
+
+    upper_digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    makers = [
+        lambda: ("AKIA" + chars(upper_digits, 16), 'AWS_ACCESS_KEY_ID = "{v}"'),
+        lambda: ("ghp_" + chars(alnum, 36), 'GITHUB_TOKEN = "{v}"'),
+        lambda: ("sk_live_" + chars(alnum, 24), 'stripe.api_key = "{v}"'),
+        lambda: ("xoxb-" + chars("0123456789", 12) + "-" + chars("0123456789", 13) + "-"
+                 + chars(alnum, 24), 'SLACK_BOT_TOKEN = "{v}"'),
+        lambda: (chars(alnum, 14), 'DB_PASSWORD = "{v}"'),
+        lambda: (chars(alnum, 12), 'DATABASE_URL = "postgres://app:{v}@db.internal:5432/prod"'),
+        lambda: (chars("0123456789abcdef", 40), 'api_key = "{v}"'),
+    ]
+    bodies = [
+        "import os\n\n{secret}\nTIMEOUT = {n}\n\n\ndef connect(host):\n"
+        "    return open_session(host, timeout=TIMEOUT)\n",
+        "# service settings\n{secret}\nRETRIES = {n}\nLOG_LEVEL = \"info\"\n",
+        "class Config:\n    {secret}\n    workers = {n}\n    region = \"eu-west-1\"\n",
+    ]
+    out = []
+    for i in range(n):
+        value, line = makers[rng.randrange(len(makers))]()
+        body = bodies[rng.randrange(len(bodies))]
+        text = body.format(secret=line.format(v=value), n=rng.randrange(2, 60))
+        out.append((f"sec-{i:04d}", text, [value]))
+    return out
+
+
+def toxicity_set(n: int, seed: int) -> list:
+    rng = random.Random(seed)
+    subjects = ["the deploy script", "this pull request", "the login page", "your last commit",
+                "the release notes", "the staging server", "this meeting", "the test suite"]
+    toxic = [("fucking", "{s} is {w} broken again, please look at it today."),
+             ("idiot", "Only an {w} would merge {s} without running it."),
+             ("shit", "{s} is complete {w}, we need a rollback before noon."),
+             ("stupid", "What a {w} idea to change {s} on a Friday."),
+             ("I will kill you", "{w} if {s} breaks production again."),
+             ("moron", "Ask the {w} who wrote {s} to fix the timeout.")]
+    clean = ["{s} needs another review before we ship it.",
+             "Thanks for fixing {s}, it works well now."]
+    out = []
+    for i in range(n):
+        s = rng.choice(subjects)
+        if i % 4 == 3:
+            out.append((f"tox-{i:04d}", rng.choice(clean).format(s=s).capitalize(), []))
+            continue
+        word, template = rng.choice(toxic)
+        text = template.format(w=word, s=s)
+        out.append((f"tox-{i:04d}", text[0].upper() + text[1:], [word]))
+    return out
+
+
+SETS = {"pii": pii_set, "secrets": secrets_set, "toxicity": toxicity_set}
+
+
+# --- metrics ------------------------------------------------------------------------------------
+
+def _words(text: str) -> list:
+    return re.findall(r"\w+", text.lower())
+
+
+def _distinct(texts, n: int) -> float:
+    grams, total = set(), 0
+    for t in texts:
+        w = _words(t)
+        for i in range(len(w) - n + 1):
+            grams.add(tuple(w[i:i + n]))
+            total += 1
+    return round(len(grams) / total, 4) if total else 0.0
+
+
+def _compression(texts) -> float:
+    """gzip size / raw size of the corpus: higher means less repetitive."""
+    raw = "\n".join(texts).encode("utf-8")
+    return round(len(gzip.compress(raw, 9)) / max(len(raw), 1), 4)
+
+
+def _leaked(text: str, value: str, task: str) -> bool:
+    if task == "toxicity":  # a word, case-insensitive, whole-word
+        return re.search(r"(?i)\b" + re.escape(value) + r"\b", text) is not None
+    if isinstance(value, Name):
+        return any(re.search(r"\b" + re.escape(p) + r"\b", text) for p in value.parts())
+    return value in text
+
+
+def score(examples, outputs: dict, task: str) -> dict:
+    """examples: [(id, text, planted)]; outputs: id -> (text, verdict) for emitted examples."""
+    planted_total = leaked = clean = kept = other = placeholders = 0
+    emitted = [(rid, text, planted) for rid, text, planted in examples if rid in outputs]
+    for rid, text, planted in emitted:
+        out = outputs[rid][0]
+        leaks = [v for v in planted if _leaked(out, v, task)]
+        planted_total += len(planted)
+        leaked += len(leaks)
+        clean += not leaks
+        planted_words = set(_words(" ".join(planted)))
+        rest = [w for w in _words(text) if w not in planted_words]
+        present = set(_words(out))
+        kept += sum(w in present for w in rest)
+        other += len(rest)
+        placeholders += bool(_PLACEHOLDER.search(out))
+    verdicts = {}
+    for rid in outputs:
+        verdicts[outputs[rid][1]] = verdicts.get(outputs[rid][1], 0) + 1
+    texts_in = [t for _, t, _ in emitted]
+    texts_out = [outputs[rid][0] for rid, _, _ in emitted]
+    return {
+        "examples": len(examples), "emitted": len(emitted),
+        "planted_values": planted_total,
+        "leak_rate": round(leaked / planted_total, 4) if planted_total else 0.0,
+        "clean_examples": round(clean / len(emitted), 4) if emitted else None,
+        "words_kept": round(kept / other, 4) if other else None,
+        "placeholders": placeholders,
+        "verdicts": dict(sorted(verdicts.items())),
+        "diversity": {"distinct_1": [_distinct(texts_in, 1), _distinct(texts_out, 1)],
+                      "distinct_2": [_distinct(texts_in, 2), _distinct(texts_out, 2)],
+                      "gzip_ratio": [_compression(texts_in), _compression(texts_out)],
+                      "_order": "[original, refined]"},
+    }
+
+
+# --- the two systems ----------------------------------------------------------------------------
+
+def run_gdr(task: str, examples, args, tmp: str) -> tuple:
+    import tensorflow_datasets as tfds
+    from gdr_beam.beam.records import DeadLetter
+    from pipelines import refine
+
+    path = os.path.join(tmp, f"{task}.jsonl")
+    with open(path, "w", encoding="utf-8") as f:
+        for rid, text, _ in examples:
+            f.write(json.dumps({"id": rid, "text": text}) + "\n")
+    out_dir = os.path.join(tmp, f"{task}-out")
+    job = refine.RefineJob(input=path, output_dir=out_dir, task=task, model=args.model,
+                           max_new_tokens=args.max_new_tokens, seed=args.seed,
+                           max_retries=args.max_retries, progress_interval=60,
+                           # Template sets are near duplicates by design; dedup would hide
+                           # examples from the scores (it has its own tests and figures).
+                           dedup="none")
+    t0 = time.perf_counter()
+    report = refine.run(job)
+    seconds = time.perf_counter() - t0
+    outputs = {}
+    for ex in tfds.as_numpy(tfds.builder_from_directory(out_dir).as_dataset(split="train")):
+        outputs[ex["id"].decode()] = (ex["text"].decode(), ex["verdict"].decode())
+    dead = {}
+    for p in glob.glob(os.path.join(out_dir, "dead_letters", "*.jsonl")):
+        with open(p, encoding="utf-8") as f:
+            for line in f:
+                d = DeadLetter.from_json_line(line)
+                dead[f"{d.stage}/{d.reason}"] = dead.get(f"{d.stage}/{d.reason}", 0) + 1
+    return outputs, {"seconds": round(seconds, 1), "dead_letters": dead,
+                     "balanced": report["balanced"] if report else None,
+                     "generated_tokens": (report or {}).get("throughput", {}).get(
+                         "generated_tokens")}
+
+
+def run_presidio(examples) -> tuple:
+    from gdr_beam.tasks.pii import _NER
+    from presidio_anonymizer import AnonymizerEngine
+    analyzer, anonymizer = _NER.engine(), AnonymizerEngine()  # the same spaCy pipeline
+    t0 = time.perf_counter()
+    outputs = {}
+    for rid, text, _ in examples:
+        results = analyzer.analyze(text, language="en")
+        outputs[rid] = (anonymizer.anonymize(text=text, analyzer_results=results).text,
+                        "presidio")
+    return outputs, {"seconds": round(time.perf_counter() - t0, 1)}
+
+
+def main():
+    args = _PARSER.parse_args()
+    sizes = {"pii": args.n_pii, "secrets": args.n_secrets, "toxicity": args.n_toxicity}
+    result = {"model": args.model or "embedded SmolLM2-135M-Instruct (GGUF)",
+              "max_new_tokens": args.max_new_tokens, "max_retries": args.max_retries,
+              "seed": args.seed, "tasks": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for task in args.tasks.split(","):
+            examples = SETS[task](sizes[task], args.seed)
+            gdr_out, gdr_info = run_gdr(task, examples, args, tmp)
+            presidio_out, presidio_info = run_presidio(examples)
+            result["tasks"][task] = {
+                "gdr": {**score(examples, gdr_out, task), **gdr_info},
+                "presidio_default": {**score(examples, presidio_out, task), **presidio_info},
+            }
+            print(f"{task}: done", file=sys.stderr)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
