@@ -423,3 +423,37 @@ def test_hadolint(kind):
                            os.path.join(REPO, IMAGES[kind], "Dockerfile")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --- the READMEs of the launch folders -----------------------------------------------------------
+
+def _readme(folder: str) -> str:
+    with open(os.path.join(REPO, folder, "README.md"), encoding="utf-8") as f:
+        return f.read()
+
+
+@pytest.mark.parametrize("kind", sorted(IMAGES))
+def test_dataflow_readme_lists_commands_costs_and_quota(kind):
+    text = _readme(IMAGES[kind])
+    launcher = f"python {IMAGES[kind]}/launch.py"
+    for needed in (f"docker build -f {IMAGES[kind]}/Dockerfile", "docker push",
+                   f"{launcher} --dry_run", "no_use_multiple_sdk_containers",
+                   "XLA_PYTHON_CLIENT_MEM_FRACTION", "XLA_PYTHON_CLIENT_PREALLOCATE"):
+        assert needed in text, f"{IMAGES[kind]}/README.md lacks {needed!r}"
+    assert re.search(rf"^{re.escape(launcher)} \\$", text, re.M), "a real-run command"
+    assert "## Costs to expect" in text and re.search(r"\$\d", text)
+    assert re.search(r"quota", text, re.I)
+    # The option the launcher builds is the one the README documents.
+    report_option = {"gpu": "worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver",
+                     "tpu": "worker_accelerator=type:tpu-v5-lite-podslice;topology:1x1"}[kind]
+    assert report_option in text
+
+
+def test_local_readme_lists_commands_and_the_measured_speedup():
+    text = _readme("launch/local")
+    assert "python launch/local/run.py --dry_run" in text
+    assert "python benchmarks/local_multiprocess.py" in text
+    with open(os.path.join(REPO, "benchmarks/results/local_multiprocess_cpu.json"),
+              encoding="utf-8") as f:
+        result = json.load(f)
+    assert f"{result['speedup']:.2f}" in text, "the README quotes the saved benchmark"
