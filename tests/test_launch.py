@@ -384,6 +384,19 @@ def test_requirements_are_pinned_and_differ_only_in_the_jax_extra():
         assert name in gpu
 
 
+def test_requirements_cover_install_requires():
+    """Every dependency of the package is pinned in the images (they install it --no-deps)."""
+    import ast
+    with open(os.path.join(REPO, "setup.py"), encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    needed = next(ast.literal_eval(k.value) for k in ast.walk(tree)
+                  if isinstance(k, ast.keyword) and k.arg == "install_requires")
+    names = {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower().replace("_", "-")
+             for r in needed}
+    for kind in IMAGES:
+        assert names <= set(requirements(kind)), (kind, names - set(requirements(kind)))
+
+
 def test_requirements_match_this_environment():
     """The images pin what the tests run with; a different environment is reported, not failed
     (a fresh install may resolve newer releases), except that it makes launching impossible
