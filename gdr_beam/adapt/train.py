@@ -74,9 +74,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1")
 
     def fingerprint(self) -> str:
-        """What must match for a checkpoint to be resumed (not steps, logging, checkpointing)."""
+        """What must match for a checkpoint to be resumed (everything but logging and
+        checkpointing; steps too, since the learning-rate schedule depends on them)."""
         keep = {k: v for k, v in dataclasses.asdict(self).items()
-                if k not in ("steps", "checkpoint_every", "keep_checkpoints", "log_every")}
+                if k not in ("checkpoint_every", "keep_checkpoints", "log_every")}
         return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()
                               ).hexdigest()[:16]
 

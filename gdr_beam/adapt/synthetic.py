@@ -1,0 +1,108 @@
+"""Synthetic PII examples with planted values, for adaptation data and its evaluation.
+
+Template sentences (tickets, chats, e-mails, forms, notes) filled with Faker values: names,
+e-mails, phone numbers in several formats, street addresses with or without city/state/zip.
+Every example records the values planted in it, so a benchmark can count leaks without trusting
+the detector.
+
+Train/eval disjointness is by template *and* seed: `split="eval"` uses only the held-out
+templates (every fifth), `split="train"` only the others, and callers use different seeds for
+the two (pipelines/make_adapt_data.py and benchmarks/adapt_quality.py do). An eval text
+therefore never shares its sentence frame with a training text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from typing import Iterator
+
+TEMPLATES = (
+    "Hi, I'm {name}. You can reach me at {phone} or {email}.",
+    "Please ship the order to {name}, {address}. Contact number: {phone}.",
+    "Customer {name} ({email}) called from {phone} about a late refund.",
+    "Meeting notes: {name} will send the draft to {name2} by Friday. Questions to {email}.",
+    "Dear {name},\nthank you for your application. We will write to you at {address}.\nBest regards,\n{name2}",
+    "New tenant: {name}, moving into {address} next month. Emergency contact {name2}, {phone}.",
+    "Can someone call {first} back? The number is {phone} and it is urgent.",
+    "From: {email}\nTo: support@example.org\nSubject: password reset\n\nHello, this is {name}, I cannot log in since yesterday.",
+    "Delivery failed at {address}. The driver tried {phone} twice; please ask {name} to reschedule.",
+    "{name} joined the team today. Say hi at {email} or stop by desk 4B.",
+    "Invoice 8841 for {name}, {address}. Questions: {email}.",
+    "Patient {name} missed the appointment; reminder sent to {phone}.",
+    "Thanks {first}! I forwarded your note to {name2} ({email2}).",
+    "lost wallet found near the station, belongs to {name}, call {phone}",
+    "Registration form - Name: {name}; E-mail: {email}; Phone: {phone}; Address: {address}",
+    "Hey {first}, it's {name2}. Text me at {phone} when you land.",
+    "Our landlord {name} still has not fixed the heating at {address}.",
+    "Update your records: {name}'s new e-mail is {email} and the new phone is {phone}.",
+    "The package for {name} was left with a neighbour at {address}.",
+    "{name} <{email}> wrote: could we move the call to Thursday? My cell is {phone}.",
+    "Witness statement taken from {name}, who lives at {address}, phone {phone}.",
+    "Ask {first} about the budget; {name2} is on leave until May. Her email: {email2}",
+    "Booking confirmed for {name}. A receipt was sent to {email}.",
+    "Complaint received from {name} regarding noise at {address}. Reply via {email}.",
+    "I spoke with {name} ({phone}); she will forward the contract to {email2}.",
+    "Volunteer list: {name} - {phone}; {name2} - {email2}.",
+    "Good morning, {first}. Your technician {name2} will arrive at {address} between 9 and 11.",
+    "Reminder: {name} owes the club the membership fee. Contact: {email}, {phone}.",
+    "Ticket #5512 opened by {name}: the app crashes on start. Reply to {email}.",
+    "Please add {name} to the mailing list ({email}) and remove {name2}.",
+    "Our new office manager is {name}; direct line {phone}.",
+    "Note to self: return {name}'s drill, she lives at {address}.",
+    "Reference for {name}: reliable and kind. Call me on {phone} if you need more, {name2}.",
+    "Subscription cancelled for {email}; the account holder {name} asked for a refund.",
+    "{first} said the keys are with {name2} at {address}.",
+)
+HELD_OUT_EVERY = 5  # template i is an eval template when i % 5 == 4
+
+
+def template_ids(split: str) -> list[int]:
+    if split not in ("train", "eval"):
+        raise ValueError(f"split must be train or eval, got {split!r}")
+    held = [i for i in range(len(TEMPLATES)) if i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1]
+    return held if split == "eval" else [i for i in range(len(TEMPLATES)) if i not in held]
+
+
+def _phone(fake, rng: random.Random) -> str:
+    area, mid, last = rng.randrange(201, 990), rng.randrange(200, 999), rng.randrange(0, 10000)
+    return rng.choice([f"({area}) {mid}-{last:04d}", f"{area}-{mid}-{last:04d}",
+                       f"{area}.{mid}.{last:04d}", f"+1 {area} {mid} {last:04d}",
+                       f"+1-{area}-{mid}-{last:04d}"])
+
+
+def _email(fake, rng: random.Random, first: str, last: str) -> str:
+    user = rng.choice([f"{first}.{last}", f"{first[0]}{last}", f"{first}{rng.randrange(10, 99)}",
+                       fake.user_name()]).lower()
+    return f"{user}@{rng.choice([fake.free_email_domain(), fake.domain_name()])}"
+
+
+def _address(fake, rng: random.Random) -> str:
+    street = fake.street_address()
+    if rng.random() < 0.5:
+        return f"{street}, {fake.city()}, {fake.state_abbr()} {fake.postcode()}"
+    return street
+
+
+def pii_examples(n: int, seed: int, split: str = "train") -> Iterator[dict]:
+    """n examples {id, text, planted, template, split}, a function of (n, seed, split)."""
+    from faker import Faker  # pylint: disable=import-outside-toplevel
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    rng = random.Random(f"{seed}:{split}")
+    ids = template_ids(split)
+    for k in range(n):
+        t = ids[rng.randrange(len(ids))]
+        first, last = fake.first_name(), fake.last_name()
+        first2, last2 = fake.first_name(), fake.last_name()
+        values = {
+            "name": f"{first} {last}", "first": first, "name2": f"{first2} {last2}",
+            "email": _email(fake, rng, first, last), "email2": _email(fake, rng, first2, last2),
+            "phone": _phone(fake, rng), "address": _address(fake, rng),
+        }
+        template = TEMPLATES[t]
+        text = template.format(**values)
+        planted = [values[key] for key in values if "{" + key + "}" in template]
+        digest = hashlib.sha256(f"{split}:{seed}:{k}:{text}".encode()).hexdigest()[:12]
+        yield {"id": f"pii-{split}-{seed}-{k}-{digest}", "text": text, "planted": planted,
+               "template": t, "split": split}
