@@ -81,6 +81,20 @@ def test_loss_mask_covers_only_response_tokens(model):
     assert not batch["weight"][1].any()  # padding row
 
 
+def test_eval_examples_are_disjoint_from_training():
+    from gdr_beam.adapt.synthetic import TEMPLATES, pii_examples, template_ids
+    assert not set(template_ids("train")) & set(template_ids("eval"))
+    assert sorted(template_ids("train") + template_ids("eval")) == list(range(len(TEMPLATES)))
+    train = list(pii_examples(40, 1, "train"))
+    again = list(pii_examples(40, 1, "train"))
+    evals = list(pii_examples(20, 1001, "eval"))
+    assert train == again  # a function of (n, seed, split)
+    assert {e["template"] for e in evals} <= set(template_ids("eval"))
+    assert not {e["text"] for e in train} & {e["text"] for e in evals}
+    for e in train + evals:
+        assert e["planted"] and all(v in e["text"] for v in e["planted"])
+
+
 def test_shared_prefix_gives_the_same_loss(model, small):
     """The pii prompt's shared part run once per micro-batch == every row's full sequence."""
     cfg, params = small
@@ -123,6 +137,27 @@ def test_few_steps_lower_the_loss(model, small, tmp_path):
     assert after[0] / after[1] < 0.85 * before[0] / before[1], (before, after)
     assert result.losses[-1] < result.losses[0]
     assert result.tokens > 0 and result.peak_rss_mb > 0
+
+
+def test_full_fine_tuning_in_bf16(model, tmp_path):
+    """mode=full trains every parameter (f32 master copy, bf16 forward); export round-trips."""
+    cfg = dataclasses.replace(model.config, num_layers=1)
+    params = {"params": {k: v for k, v in model.params["params"].items()
+                         if k in ("embed", "final_norm", "lm_head", "layer_0")}}
+    ex = [data.encode_pair(model, SHORT, SHORT_REPLY)]
+    config = TrainConfig(mode="full", dtype="bfloat16", steps=2, batch_size=1, lr=1e-3,
+                         warmup_steps=0, checkpoint_every=1, log_every=0)
+    trainer = Trainer(cfg, params, ex, model.tokenizer.pad_id, config, str(tmp_path))
+    result = trainer.run()
+    assert all(np.isfinite(result.losses)) and len(result.losses) == 2
+    kernel = result.trainable["params"]["layer_0"]["mlp"]["down_proj"]["kernel"]
+    assert kernel.dtype == jnp.float32
+    assert np.abs(np.asarray(kernel) - params["params"]["layer_0"]["mlp"]["down_proj"]
+                  ["kernel"]).max() > 0
+    trainer.export(str(tmp_path / "out"))
+    loaded = apply_adapter_file(params, cfg, str(tmp_path / "out"))
+    np.testing.assert_array_equal(np.asarray(loaded["params"]["layer_0"]["mlp"]["down_proj"]
+                                             ["kernel"]), np.asarray(kernel))
 
 
 class Killed(Exception):

@@ -153,8 +153,9 @@ class Trainer:
             self.trainable = init_adapter(cfg, config.lora, jax.random.key(config.seed))
         else:
             self.frozen = None
-            self.trainable = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32),
-                                                    base_params)
+            # A copy: the update donates its input buffers, and the caller's params must survive.
+            self.trainable = jax.tree_util.tree_map(
+                lambda x: jnp.array(x, jnp.float32, copy=True), base_params)
         self.opt_state = self.optimizer.init(self.trainable)
         self._update = jax.jit(self._update_fn, donate_argnums=(0, 1))
         self._static = dict(cfg=cfg, lora=config.lora, mode=config.mode, dtype=config.dtype)
@@ -229,7 +230,7 @@ class Trainer:
                 line = (f"step {done}/{c.steps} loss {loss:.4f} gnorm {float(gnorm):.3f} "
                         f"tok/s {rate:.0f} elapsed {now - t_start:.0f}s eta {eta:.0f}s")
                 logging.info(line)
-                if progress is not None:
+                if progress is not None and progress.isatty():  # a live line on a terminal
                     print(f"\r[adapt] {line}", end="\n" if done == c.steps else "",
                           file=progress, flush=True)
                 t_log, tok_log = now, 0

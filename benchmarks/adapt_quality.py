@@ -1,0 +1,196 @@
+"""Base vs adapted refiner on a pii evaluation set disjoint from the adapter's training data.
+
+The eval set comes from gdr_beam/adapt/synthetic.py with split="eval": only held-out templates
+(never seen in training) and its own seed. Both models get the task's own prompt, greedy
+decoding, one attempt, no retry: this measures the model, not the pipeline's safety net.
+Per model:
+
+  pass_without_fallback  share of examples whose model rewrite passes task.review (verdict
+                         rewritten): the model, not the fallback, did the refinement
+  failure_reasons        why the others failed (leaked_value, content_lost, ...)
+  leak_rate_final        planted values found verbatim in the final outputs (accepted rewrite,
+                         else the fallback) / all planted values: what a pipeline would emit
+  leak_rate_accepted     the same over accepted model rewrites only
+  words_kept             share of the original's other words (outside the planted values) in
+                         the final output; also over accepted rewrites only
+  distinct_1/2           distinct n-grams / n-grams of the outputs, next to the originals'
+  differs_from_fallback  accepted rewrites that are not the fallback's text (own rewrites)
+  generation             eval generation tokens/s, and the median time of one full forward of
+                         a fixed 256-token input (the merged adapter has the base's shapes)
+
+Training figures (time, tokens/s, peak RSS, steps, pairs and their sources) are read from the
+adapter's train_summary.json written by pipelines/adapt.py. Prints JSON; --out also writes it.
+
+    python benchmarks/adapt_quality.py --adapter=/tmp/adapt/run --n_eval=100 \
+        --out=benchmarks/results/adapt_quality_cpu.json
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+_PARSER = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+_PARSER.add_argument("--adapter", required=True, help="Adapter directory (pipelines/adapt.py).")
+_PARSER.add_argument("--train_data", default=None,
+                     help="Training JSONL, to check the eval set is disjoint from it.")
+_PARSER.add_argument("--n_eval", type=int, default=100)
+_PARSER.add_argument("--eval_seed", type=int, default=1001)
+_PARSER.add_argument("--max_new_tokens", type=int, default=160)
+_PARSER.add_argument("--fallback_seed", type=int, default=0)
+_PARSER.add_argument("--out", default=None)
+
+
+def _words(text):
+    return re.findall(r"\w+", text.lower())
+
+
+def _distinct(texts, n):
+    grams, total = set(), 0
+    for t in texts:
+        w = _words(t)
+        g = [tuple(w[i:i + n]) for i in range(len(w) - n + 1)]
+        grams.update(g)
+        total += len(g)
+    return round(len(grams) / total, 4) if total else 0.0
+
+
+def _words_kept(original, planted, output):
+    rest = original
+    for v in planted:
+        rest = rest.replace(v, " ")
+    keep = _words(rest)
+    if not keep:
+        return 1.0
+    present = set(_words(output))
+    return sum(w in present for w in keep) / len(keep)
+
+
+def _mean(xs):
+    return round(sum(xs) / len(xs), 4) if xs else None
+
+
+def evaluate(model, task, examples, args):
+    prompts = [model.apply_chat_template(task.messages(e["text"])) for e in examples]
+    t0 = time.perf_counter()
+    outs, ids = model.generate_with_ids(prompts, max_new_tokens=args.max_new_tokens,
+                                        temperature=0.0, seed=0)
+    gen_s = time.perf_counter() - t0
+    n_tokens = sum(len(i) for i in ids)
+    probe = model.encode(" ".join(["the quick brown fox jumps over the lazy dog"] * 40))[:256]
+    model.logits(probe)  # compile
+    fwd = []
+    for _ in range(3):
+        t = time.perf_counter()
+        model.logits(probe)
+        fwd.append(time.perf_counter() - t)
+    rows, reasons = [], {}
+    for e, out, out_ids in zip(examples, outs, ids):
+        rewrite = task.parse(out)
+        review = task.review(e["text"], rewrite)
+        accepted = review.accepted is not None and review.accepted.verdict == "rewritten"
+        if len(out_ids) >= args.max_new_tokens:  # as Refine: a cut-off reply is not accepted
+            review, accepted = type(review)(None, "truncated"), False
+        fallback = task.fallback(e["id"], e["text"], args.fallback_seed).text
+        if not accepted:
+            reason = review.reason or (review.accepted.verdict if review.accepted else "?")
+            reasons[reason] = reasons.get(reason, 0) + 1
+        final = review.accepted.text if accepted else fallback
+        rows.append({"id": e["id"], "accepted": accepted, "rewrite": rewrite, "final": final,
+                     "fallback": fallback, "original": e["text"], "planted": e["planted"]})
+    planted = sum(len(r["planted"]) for r in rows)
+    acc = [r for r in rows if r["accepted"]]
+    result = {
+        "examples": len(rows),
+        "pass_without_fallback": round(len(acc) / len(rows), 4),
+        "failure_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
+        "leak_rate_final": round(sum(v in r["final"] for r in rows for v in r["planted"])
+                                 / planted, 4),
+        "leak_rate_accepted": (round(sum(v in r["final"] for r in acc for v in r["planted"])
+                                     / max(sum(len(r["planted"]) for r in acc), 1), 4)
+                               if acc else None),
+        "clean_examples_final": round(sum(not any(v in r["final"] for v in r["planted"])
+                                          for r in rows) / len(rows), 4),
+        "words_kept_final": _mean([_words_kept(r["original"], r["planted"], r["final"])
+                                   for r in rows]),
+        "words_kept_accepted": _mean([_words_kept(r["original"], r["planted"], r["final"])
+                                      for r in acc]),
+        "distinct_1_final": _distinct([r["final"] for r in rows], 1),
+        "distinct_2_final": _distinct([r["final"] for r in rows], 2),
+        "distinct_1_accepted": _distinct([r["final"] for r in acc], 1),
+        "distinct_2_accepted": _distinct([r["final"] for r in acc], 2),
+        "differs_from_fallback": (round(sum(r["final"] != r["fallback"] for r in acc)
+                                        / len(acc), 4) if acc else None),
+        "generation": {"seconds": round(gen_s, 1), "new_tokens": n_tokens,
+                       "tokens_per_second": round(n_tokens / gen_s, 1),
+                       "forward_256_tokens_median_s": round(statistics.median(fwd), 4)},
+        "samples": [{k: r[k] for k in ("original", "rewrite", "accepted")} for r in rows[:5]],
+    }
+    return result
+
+
+def main():
+    args = _PARSER.parse_args()
+    import jax  # pylint: disable=import-outside-toplevel
+    from gdr_beam.adapt.synthetic import pii_examples, template_ids  # pylint: disable=import-outside-toplevel
+    from gdr_beam.engine import load_model  # pylint: disable=import-outside-toplevel
+    from gdr_beam.tasks import get_task  # pylint: disable=import-outside-toplevel
+
+    task = get_task("pii")
+    examples = list(pii_examples(args.n_eval, args.eval_seed, "eval"))
+    disjoint = {"eval_templates": template_ids("eval"), "eval_seed": args.eval_seed}
+    if args.train_data:
+        with open(args.train_data, encoding="utf-8") as f:
+            train = [json.loads(line) for line in f if line.strip()]
+        train_texts = {r["original"] for r in train}
+        disjoint.update({
+            "train_pairs": len(train),
+            "train_templates": sorted({r["template"] for r in train}),
+            "shared_templates": sorted({r["template"] for r in train}
+                                       & set(template_ids("eval"))),
+            "shared_texts": sum(e["text"] in train_texts for e in examples)})
+        assert not disjoint["shared_templates"] and not disjoint["shared_texts"], disjoint
+    summary_path = os.path.join(args.adapter, "train_summary.json")
+    training = None
+    if os.path.exists(summary_path):
+        with open(summary_path, encoding="utf-8") as f:
+            training = {k: v for k, v in json.load(f).items() if k != "losses"}
+    with open(os.path.join(args.adapter, "adapter_config.json"), encoding="utf-8") as f:
+        adapter_config = json.load(f)
+
+    out = {"task": "pii", "device": f"{jax.devices()[0].platform} ({platform.processor() or platform.machine()}, "
+                                    f"{os.cpu_count()} cores)",
+           "eval_set": disjoint | {"examples": len(examples)}, "adapter": args.adapter,
+           "adapter_config": adapter_config,
+           "adapter_bytes": os.path.getsize(os.path.join(args.adapter, "adapter.safetensors")),
+           "training": training}
+    for name, adapter in (("base", None), ("adapted", args.adapter)):
+        t0 = time.perf_counter()
+        model = load_model(adapter=adapter)
+        load_s = time.perf_counter() - t0
+        out[name] = evaluate(model, task, examples, args)
+        out[name]["load_seconds"] = round(load_s, 1)
+        del model
+        print(json.dumps({name: {k: v for k, v in out[name].items() if k != "samples"}}),
+              file=sys.stderr, flush=True)
+    b, a = out["base"]["generation"], out["adapted"]["generation"]
+    out["speed_ratio_adapted_vs_base"] = {
+        "tokens_per_second": round(a["tokens_per_second"] / b["tokens_per_second"], 3),
+        "forward_256_tokens": round(a["forward_256_tokens_median_s"]
+                                    / b["forward_256_tokens_median_s"], 3)}
+    text = json.dumps(out, indent=1)
+    print(text)
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
