@@ -149,46 +149,94 @@ def _build_analyzer():
 
 _NER = _Ner()
 
-# Names the NER model misses (spaCy's small English model misses about one in ten in our
-# evaluation): a known first name followed by one or two capitalised words, or a title or
-# salutation before capitalised words. The first names are Faker's en_US list (US Census/SSA
-# frequencies): a deny-list in Presidio's sense.
-_CAPITALISED_RUN = re.compile(
-    r"\b([A-Z][a-z]+)((?:\s+(?:[A-Z][a-z]+|Mc[A-Z][a-z]+|O'[A-Z][a-z]+)(?:-[A-Z][a-z]+)?){1,2})")
-_TITLED = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Dear)\.?\s+((?:[A-Z][a-z'-]+\s?){1,3})")
+# Names the NER model misses (spaCy's small English model misses most non-English names): a
+# known first name followed by one to three capitalised words (surname particles such as "de"
+# or "von" allowed inside), or a title or salutation before capitalised words. The first names
+# are Faker's lists for every Latin-script locale (census and registry frequencies): a deny-list
+# in Presidio's sense. Words are Unicode-aware ("Vázquez", "Ruiz-Perrin", "O'Brien").
+_NAME_WORD = r"(?:[^\W\d_][^\W\d_]*(?:['’-][^\W\d_]+)*)"
+_WORD_AT = re.compile(_NAME_WORD)
+_TITLED = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Dear)\.?\s+((?:" + _NAME_WORD + r"\s?){1,3})")
+_PARTICLES = {"de", "di", "da", "del", "della", "dos", "das", "van", "von", "der", "den", "le",
+              "la", "du", "y", "zu", "ten", "ter"}
 # Capitalised words that follow a first name without being a surname ("April Fools", "Will
 # Review"): never taken into a name span.
 _NOT_SURNAME = {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
-                "The", "And", "Or", "Team", "Here", "Please", "Thanks", "Regards"}
+                "The", "And", "Or", "Team", "Here", "Please", "Thanks", "Regards",
+                "Mr", "Mrs", "Ms", "Miss", "Dr", "Prof"}
+_GAP = re.compile(r"[ \t]+")
+_LATIN_NAME = re.compile(r"^[A-Za-zÀ-ÖØ-öø-ɏ][A-Za-zÀ-ÖØ-öø-ɏ'’-]+$")
 
 
 @functools.lru_cache(maxsize=None)
 def _first_names() -> frozenset:
-    from faker.providers.person.en_US import Provider  # pylint: disable=import-outside-toplevel
-    return frozenset(Provider.first_names)
+    import importlib  # pylint: disable=import-outside-toplevel
+    from faker.config import AVAILABLE_LOCALES  # pylint: disable=import-outside-toplevel
+    from spacy.lang.en.stop_words import STOP_WORDS  # pylint: disable=import-outside-toplevel
+    names = set()
+    for locale in AVAILABLE_LOCALES:
+        try:
+            provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
+        except ImportError:
+            continue
+        for attr in ("first_names", "first_names_male", "first_names_female"):
+            found = provider.__dict__.get(attr)  # a class attribute (a few are properties)
+            if isinstance(found, (list, tuple, dict, set, frozenset)):
+                names.update(n for n in found if isinstance(n, str) and _LATIN_NAME.match(n))
+    # English function words that are also someone's first name ("May", "Will", "An").
+    return frozenset(n for n in names if n.lower() not in STOP_WORDS and n not in _NOT_SURNAME)
 
 
 _TITLE_BEFORE = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+$")
-_CAPITALISED = re.compile(r"\b[A-Z][a-z]+\b")
+
+
+def _capitalised(word: str) -> bool:
+    return word[:1].isupper() and any(c.islower() for c in word[1:])
+
+
+def _name_tail(text: str, pos: int) -> int:
+    """End of the surname words after a first name ending at pos (pos itself if none): up to
+    three capitalised words, each after one space, particles allowed before one of them."""
+    end, taken = pos, 0
+    while taken < 3:
+        m = _GAP.match(text, end)
+        if not m:
+            break
+        w = _WORD_AT.match(text, m.end())
+        if not w:
+            break
+        word = w.group()
+        if word in _PARTICLES:
+            nxt = _GAP.match(text, w.end())
+            w2 = _WORD_AT.match(text, nxt.end()) if nxt else None
+            if not (w2 and _capitalised(w2.group()) and w2.group() not in _NOT_SURNAME):
+                break
+            end, taken = w2.end(), taken + 1
+            continue
+        if not _capitalised(word) or word in _NOT_SURNAME:
+            break
+        end, taken = w.end(), taken + 1
+    return end
 
 
 def _gazetteer_persons(text: str) -> list[Span]:
     spans = []
     names = _first_names()
-    for word in _CAPITALISED.finditer(text):  # every start, so "Customer Laura Chen" works
-        if word.group() not in names:
+    for word in _WORD_AT.finditer(text):  # every word start, so "Customer Laura Chen" works
+        first = word.group()
+        if first not in names and first.split("-")[0] not in names:  # "Anne-Marie"
             continue
-        m = _CAPITALISED_RUN.match(text, word.start())
-        tail = m.group(2).split() if m else []
-        while tail and tail[-1] in _NOT_SURNAME:
-            tail.pop()
-        if tail:
-            end = m.start(2) + m.group(2).index(tail[-1]) + len(tail[-1])
-            spans.append(Span(m.start(), end, "person", text[m.start():end]))
+        end = _name_tail(text, word.end())
+        if end > word.end():
+            spans.append(Span(word.start(), end, "person", text[word.start():end]))
     for m in _TITLED.finditer(text):
-        value = m.group(1).strip()
-        if value.split()[0] not in _NOT_SURNAME:
-            spans.append(Span(m.start(1), m.start(1) + len(value), "person", value))
+        end = m.start(1)
+        for word in re.finditer(r"\S+", m.group(1)):  # capitalised words right after the title
+            if not _capitalised(word.group()) or word.group() in _NOT_SURNAME:
+                break
+            end = m.start(1) + word.end()
+        if end > m.start(1):
+            spans.append(Span(m.start(1), end, "person", text[m.start(1):end]))
     return spans
 
 
