@@ -254,8 +254,9 @@ def run_gdr(task: str, examples, args, tmp: str) -> tuple:
     outputs = {}
     for ex in tfds.as_numpy(tfds.builder_from_directory(out_dir).as_dataset(split="train")):
         outputs[ex["id"].decode()] = (ex["text"].decode(), ex["verdict"].decode())
-    dead = {}
-    for p in glob.glob(os.path.join(out_dir, "dead_letters", "*.jsonl")):
+    dead = {}  # failures (dead_letters/) and drops on purpose (dropped/), by stage/reason
+    for p in glob.glob(os.path.join(out_dir, "dead_letters", "*.jsonl")) + glob.glob(
+            os.path.join(out_dir, "dropped", "*.jsonl")):
         with open(p, encoding="utf-8") as f:
             for line in f:
                 d = DeadLetter.from_json_line(line)
