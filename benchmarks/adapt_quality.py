@@ -14,6 +14,8 @@ Per model:
   words_kept             share of the original's other words (outside the planted values) in
                          the final output; also over accepted rewrites only
   distinct_1/2           distinct n-grams / n-grams of the outputs, next to the originals'
+                         (compare sets of the same size: the ratio falls as a set grows);
+                         distinct_fakes_accepted: distinct new words in accepted rewrites
   differs_from_fallback  accepted rewrites that are not the fallback's text (own rewrites)
   generation             eval generation tokens/s, and the median time of one full forward of
                          a fixed 256-token input (the merged adapter has the base's shapes)
@@ -44,6 +46,9 @@ _PARSER.add_argument("--n_eval", type=int, default=100)
 _PARSER.add_argument("--eval_seed", type=int, default=1001)
 _PARSER.add_argument("--max_new_tokens", type=int, default=160)
 _PARSER.add_argument("--fallback_seed", type=int, default=0)
+_PARSER.add_argument("--temperature", type=float, default=0.0,
+                     help="0 = greedy (Refine's default); Refine's retries sample at 0.7.")
+_PARSER.add_argument("--models", default="base,adapted", help="Which of base,adapted to run.")
 _PARSER.add_argument("--out", default=None)
 
 
@@ -80,7 +85,7 @@ def evaluate(model, task, examples, args):
     prompts = [model.apply_chat_template(task.messages(e["text"])) for e in examples]
     t0 = time.perf_counter()
     outs, ids = model.generate_with_ids(prompts, max_new_tokens=args.max_new_tokens,
-                                        temperature=0.0, seed=0)
+                                        temperature=args.temperature, seed=0)
     gen_s = time.perf_counter() - t0
     n_tokens = sum(len(i) for i in ids)
     probe = model.encode(" ".join(["the quick brown fox jumps over the lazy dog"] * 40))[:256]
@@ -125,6 +130,12 @@ def evaluate(model, task, examples, args):
         "distinct_2_final": _distinct([r["final"] for r in rows], 2),
         "distinct_1_accepted": _distinct([r["final"] for r in acc], 1),
         "distinct_2_accepted": _distinct([r["final"] for r in acc], 2),
+        # Planted values that survive in the final text: missed by the detector, so neither
+        # the review nor the fallback can catch them.
+        "leaked_values_final": sorted({v for r in rows for v in r["planted"] if v in r["final"]}),
+        "distinct_fakes_accepted": (len({w for r in acc for w in _words(r["final"])}
+                                        - {w for r in acc for w in _words(r["original"])})
+                                    if acc else None),
         "differs_from_fallback": (round(sum(r["final"] != r["fallback"] for r in acc)
                                         / len(acc), 4) if acc else None),
         "generation": {"seconds": round(gen_s, 1), "new_tokens": n_tokens,
@@ -169,8 +180,13 @@ def main():
            "eval_set": disjoint | {"examples": len(examples)}, "adapter": args.adapter,
            "adapter_config": adapter_config,
            "adapter_bytes": os.path.getsize(os.path.join(args.adapter, "adapter.safetensors")),
-           "training": training}
+           "training": training, "temperature": args.temperature,
+           "originals": {"distinct_1": _distinct([e["text"] for e in examples], 1),
+                         "distinct_2": _distinct([e["text"] for e in examples], 2)}}
+    wanted = args.models.split(",")
     for name, adapter in (("base", None), ("adapted", args.adapter)):
+        if name not in wanted:
+            continue
         t0 = time.perf_counter()
         model = load_model(adapter=adapter)
         load_s = time.perf_counter() - t0
@@ -179,11 +195,12 @@ def main():
         del model
         print(json.dumps({name: {k: v for k, v in out[name].items() if k != "samples"}}),
               file=sys.stderr, flush=True)
-    b, a = out["base"]["generation"], out["adapted"]["generation"]
-    out["speed_ratio_adapted_vs_base"] = {
-        "tokens_per_second": round(a["tokens_per_second"] / b["tokens_per_second"], 3),
-        "forward_256_tokens": round(a["forward_256_tokens_median_s"]
-                                    / b["forward_256_tokens_median_s"], 3)}
+    if "base" in out and "adapted" in out:
+        b, a = out["base"]["generation"], out["adapted"]["generation"]
+        out["speed_ratio_adapted_vs_base"] = {
+            "tokens_per_second": round(a["tokens_per_second"] / b["tokens_per_second"], 3),
+            "forward_256_tokens": round(a["forward_256_tokens_median_s"]
+                                        / b["forward_256_tokens_median_s"], 3)}
     text = json.dumps(out, indent=1)
     print(text)
     if args.out:
