@@ -42,6 +42,9 @@ setuptools.setup(
         "detect-secrets>=1.5",  # Yelp's secret detectors for the secrets task
         "better-profanity>=0.7",  # bundled profanity word list (with leetspeak) for toxicity
         "datasketch>=2.0",  # MinHash for near dedup: seeded, serialisable permutations
+        # AdamW, gradient accumulation and schedules for gdr_beam/adapt (LoRA fine-tuning):
+        # the JAX ecosystem's optimiser library, rather than our own update rules.
+        "optax>=0.2",
     ],
     extras_require={
         # Independent reference implementations the tests compare the engine against.
