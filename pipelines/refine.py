@@ -43,6 +43,8 @@ flags.DEFINE_string("task", "pii", "Refinement task: pii, secrets, toxicity, or 
                     "by --task_module.")
 flags.DEFINE_list("task_module", [], "Modules to import first that register custom tasks, "
                   "e.g. examples.custom_task (see gdr_beam/tasks/base.py).")
+flags.DEFINE_string("adapter", None, "A LoRA adapter written by pipelines.adapt (directory, "
+                    "local or gs://), merged into --model's weights at load.")
 flags.DEFINE_integer("max_retries", 1, "Times a rewrite that fails verification goes back to "
                      "the model before the deterministic fallback repairs it.")
 flags.DEFINE_enum("dedup", "near", ["none", "exact", "near"],
@@ -76,6 +78,7 @@ class RefineJob:
     output_dir: str
     task: str = "pii"
     task_module: tuple = ()
+    adapter: Optional[str] = None
     max_retries: int = 1
     retry_temperature: float = 0.7
     dedup: str = "near"
@@ -154,7 +157,7 @@ def build(pipeline, job: RefineJob, started_at: Optional[float] = None):
         job.input, job.input_format, text_field=job.text_field, id_field=job.id_field,
         split=job.split if (job.input_format or gio.infer_format(job.input)) == "tfds"
         else None)
-    handler = ProgressHandler(job.model, max_new_tokens=job.max_new_tokens,
+    handler = ProgressHandler(job.model, adapter=job.adapter, max_new_tokens=job.max_new_tokens,
                               temperature=job.temperature, max_batch_tokens=job.max_batch_tokens,
                               progress_interval=job.progress_interval)
     task = job.task

@@ -210,6 +210,12 @@ def test_load_model_with_adapter_round_trip(model, tmp_path):
     ids = model.encode("Call Laura at 555-0199.")
     np.testing.assert_allclose(adapted.logits(ids), _logits(cfg, model.params, ids, adapter, lora),
                                atol=2e-3, rtol=1e-3)
+    # The Beam handler (and so `pipelines.refine --adapter`) loads the same merged weights,
+    # cached apart from the plain model.
+    from gdr_beam.beam.handler import JaxModelHandler
+    served = JaxModelHandler(adapter=str(tmp_path), dtype="float32").load_model()
+    assert served is not JaxModelHandler(dtype="float32").load_model()
+    np.testing.assert_allclose(served.logits(ids), adapted.logits(ids), atol=1e-5)
     bad = {"layer_0.q": {"a": np.zeros((3, 4), np.float32), "b": np.zeros((4, 576))}}
     save_adapter(str(tmp_path / "bad"), bad, lora)
     with pytest.raises(ValueError, match="shapes"):  # what load_model(adapter=bad) calls

@@ -24,7 +24,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 NAMESPACE = "gdr"
-_LOADED: dict = {}  # (path, dtypes, batch limits) -> LanguageModel, per process
+_LOADED: dict = {}  # (path, adapter, dtypes, batch limits) -> LanguageModel, per process
 _LOADED_LOCK = threading.Lock()
 INFERENCE_ARGS = ("max_new_tokens", "temperature", "top_k", "top_p")
 
@@ -81,6 +81,7 @@ class JaxModelHandler(ModelHandler[GenerationRequest, PredictionResult, Any]):
     """Generates with a gdr-beam LanguageModel; see the module docstring.
 
     model_path: as `gdr_beam.load_model` (None: the embedded SmolLM2-135M-Instruct).
+    adapter: a LoRA adapter from pipelines/adapt.py, merged into the weights at load.
     max_new_tokens, temperature, top_k, top_p: defaults; RunInference's `inference_args` may
       override them per pipeline, but not raise max_new_tokens above the handler's, since batch
       weights are computed from it before inference_args are seen.
@@ -88,8 +89,8 @@ class JaxModelHandler(ModelHandler[GenerationRequest, PredictionResult, Any]):
       its padded batches within it).
     """
 
-    def __init__(self, model_path: Optional[str] = None, *, dtype=None, param_dtype=None,
-                 max_new_tokens: int = 256, temperature: float = 0.0,
+    def __init__(self, model_path: Optional[str] = None, *, adapter: Optional[str] = None,
+                 dtype=None, param_dtype=None, max_new_tokens: int = 256, temperature: float = 0.0,
                  top_k: Optional[int] = None, top_p: Optional[float] = None,
                  max_batch_tokens: int = 8192, max_batch_size: int = 32,
                  share_across_processes: bool = False, model_copies: Optional[int] = None):
@@ -99,7 +100,7 @@ class JaxModelHandler(ModelHandler[GenerationRequest, PredictionResult, Any]):
             raise ValueError("max_batch_tokens and max_batch_size must be >= 1")
         if model_copies is not None and model_copies < 1:
             raise ValueError(f"model_copies must be >= 1, got {model_copies}")
-        self.model_path = model_path
+        self.model_path, self.adapter = model_path, adapter
         self._dtype, self._param_dtype = dtype, param_dtype
         self._defaults = {"max_new_tokens": max_new_tokens, "temperature": temperature,
                           "top_k": top_k, "top_p": top_p}
@@ -119,15 +120,15 @@ class JaxModelHandler(ModelHandler[GenerationRequest, PredictionResult, Any]):
         from gdr_beam.engine import load_model  # pylint: disable=import-outside-toplevel
         # Every RunInference stage keeps its own Shared handle, and Refine has one stage per
         # attempt; this process-wide table makes them all use one copy of the weights.
-        key = (self.model_path, str(self._dtype), str(self._param_dtype), self.max_batch_size,
-               self.max_batch_tokens)
+        key = (self.model_path, self.adapter, str(self._dtype), str(self._param_dtype),
+               self.max_batch_size, self.max_batch_tokens)
         with _LOADED_LOCK:
             model = _LOADED.get(key)
             if model is not None:
                 logging.info("JaxModelHandler reuses %s loaded in this process", model.name)
                 return _ServedModel(model) if self._share else model
             t0 = time.perf_counter()
-            model = load_model(self.model_path, dtype=self._dtype,
+            model = load_model(self.model_path, adapter=self.adapter, dtype=self._dtype,
                                param_dtype=self._param_dtype,
                                max_batch_size=self.max_batch_size,
                                max_batch_tokens=self.max_batch_tokens)
