@@ -168,6 +168,23 @@ def distinct_replacement(span: Span, rng: random.Random,
     return new
 
 
+def few_shot_messages(system: str, label: str, example_in: str, example_out: str, text: str,
+                      retry: str, feedback: Optional[str] = None) -> list[dict]:
+    """The chat every built-in task sends: system rules, one worked example, then the text.
+
+    The texts are fenced (<<< >>>) and labelled as data ("Text:", "Code:") so an instruction
+    inside one (prompt injection) reads as text to rewrite, not as a request. On a retry the
+    verifier's reason is appended through `retry` (a format string with {feedback}).
+    """
+    out = [{"role": "system", "content": system},
+           {"role": "user", "content": f"{label}:\n<<<\n{example_in}\n>>>"},
+           {"role": "assistant", "content": example_out},
+           {"role": "user", "content": f"{label}:\n<<<\n{text}\n>>>"}]
+    if feedback:
+        out[-1]["content"] += "\n\n" + retry.format(feedback=feedback)
+    return out
+
+
 def peel(output: str) -> str:
     """The rewrite inside a model reply: drop a preamble, an echoed "Text:" label, fences and
     one pair of enclosing quotes, in any nesting. Only the edges are touched."""

@@ -24,8 +24,8 @@ import re
 import threading
 from typing import Callable, Optional
 
-from gdr_beam.tasks.base import Span, Task, Verification, distinct_replacement, register_task, \
-    replace_spans, seeded_rng
+from gdr_beam.tasks.base import Span, Task, Verification, distinct_replacement, few_shot_messages, \
+    register_task, replace_spans, seeded_rng
 
 SYSTEM = (
     "You rewrite text to remove personal information. Replace every personal name, email "
@@ -373,17 +373,7 @@ class PiiTask(Task):
     name = "pii"
 
     def messages(self, text: str, feedback: Optional[str] = None) -> list[dict]:
-        # The example is fenced and labelled as data so an instruction inside it (prompt
-        # injection) reads as text to rewrite, not as a request.
-        out = [
-            {"role": "system", "content": SYSTEM},
-            {"role": "user", "content": f"Text:\n<<<\n{EXAMPLE_IN}\n>>>"},
-            {"role": "assistant", "content": EXAMPLE_OUT},
-            {"role": "user", "content": f"Text:\n<<<\n{text}\n>>>"},
-        ]
-        if feedback:
-            out[-1]["content"] += "\n\n" + RETRY.format(feedback=feedback)
-        return out
+        return few_shot_messages(SYSTEM, "Text", EXAMPLE_IN, EXAMPLE_OUT, text, RETRY, feedback)
 
     def detect(self, text: str) -> list[Span]:
         return detect(text)

@@ -24,7 +24,7 @@ import re
 import string
 from typing import Optional
 
-from gdr_beam.tasks.base import Span, Task, register_task
+from gdr_beam.tasks.base import Span, Task, few_shot_messages, register_task
 
 SYSTEM = (
     "You remove secrets from source code and configuration files. Replace every API key, "
@@ -149,13 +149,7 @@ class SecretsTask(Task):
     min_words_kept = 0.8  # code: nearly every identifier must stay
 
     def messages(self, text: str, feedback: Optional[str] = None) -> list[dict]:
-        out = [{"role": "system", "content": SYSTEM},
-               {"role": "user", "content": f"Code:\n<<<\n{EXAMPLE_IN}\n>>>"},
-               {"role": "assistant", "content": EXAMPLE_OUT},
-               {"role": "user", "content": f"Code:\n<<<\n{text}\n>>>"}]
-        if feedback:
-            out[-1]["content"] += "\n\n" + RETRY.format(feedback=feedback)
-        return out
+        return few_shot_messages(SYSTEM, "Code", EXAMPLE_IN, EXAMPLE_OUT, text, RETRY, feedback)
 
     def detect(self, text: str) -> list[Span]:
         return detect(text)

@@ -19,7 +19,8 @@ import random
 import re
 from typing import Optional
 
-from gdr_beam.tasks.base import Span, Task, Verification, register_task, replace_spans, words
+from gdr_beam.tasks.base import Span, Task, Verification, few_shot_messages, register_task, \
+    replace_spans, words
 
 SYSTEM = (
     "You rewrite messages to remove toxic language. Remove or soften insults, slurs, "
@@ -81,13 +82,7 @@ class ToxicityTask(Task):
     min_words_kept = 0.6  # removing tone rephrases more than swapping a value does
 
     def messages(self, text: str, feedback: Optional[str] = None) -> list[dict]:
-        out = [{"role": "system", "content": SYSTEM},
-               {"role": "user", "content": f"Message:\n<<<\n{EXAMPLE_IN}\n>>>"},
-               {"role": "assistant", "content": EXAMPLE_OUT},
-               {"role": "user", "content": f"Message:\n<<<\n{text}\n>>>"}]
-        if feedback:
-            out[-1]["content"] += "\n\n" + RETRY.format(feedback=feedback)
-        return out
+        return few_shot_messages(SYSTEM, "Message", EXAMPLE_IN, EXAMPLE_OUT, text, RETRY, feedback)
 
     def detect(self, text: str) -> list[Span]:
         return detect(text)
