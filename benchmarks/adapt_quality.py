@@ -37,6 +37,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from results_io import save_json  # noqa: E402  (a sibling module)
 
 _PARSER = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 _PARSER.add_argument("--adapter", required=True, help="Adapter directory (pipelines/adapt.py).")
@@ -201,12 +202,8 @@ def main():
             "tokens_per_second": round(a["tokens_per_second"] / b["tokens_per_second"], 3),
             "forward_256_tokens": round(a["forward_256_tokens_median_s"]
                                         / b["forward_256_tokens_median_s"], 3)}
-    text = json.dumps(out, indent=1)
-    print(text)
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
+    print(json.dumps(out, indent=1))
+    save_json(out, args.out, indent=1)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 
+from results_io import save_json  # a sibling module: this folder is on sys.path
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "gdr_beam", "samples", "pii_sample.jsonl")
 LAUNCHER = os.path.join(REPO, "launch", "local", "run.py")
@@ -125,12 +127,8 @@ def main(argv=None) -> dict:
                     "compilation per worker process, generation, writing, report); speedup = "
                     "median 1-worker time / median N-worker time",
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
+    print(json.dumps(result, indent=2))
+    save_json(result, args.out)
     return result
 
 

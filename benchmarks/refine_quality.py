@@ -35,6 +35,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from results_io import save_json  # noqa: E402  (a sibling module)
 
 _PARSER = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 _PARSER.add_argument("--tasks", default="pii,secrets,toxicity")
@@ -302,14 +303,8 @@ def main():
                 "presidio_default": {**score(examples, presidio_out, task), **presidio_info},
             }
             print(f"{task}: done", file=sys.stderr)
-            _write(result, args.out)  # after every task: a long run keeps what it measured
+            save_json(result, args.out)  # after every task: a long run keeps what it measured
     print(json.dumps(result, indent=2))
-
-
-def _write(result: dict, path) -> None:
-    if path:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
