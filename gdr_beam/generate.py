@@ -1,9 +1,11 @@
 """Batched KV-cache sampling for the Flax decoder.
 
 How a call runs:
-  1. Prompts are sorted by length and cut into batches under a token budget.
-  2. Each batch is left-padded to a prompt-length bucket (32, 48, 64, 96, ...) and its batch
-     size to a power of two, so a handful of compiled programs serve every call.
+  1. Prompts are sorted by length and cut into batches under a token budget
+     (`gdr_beam.batching`, the rule the Beam handler shares).
+  2. Each batch is left-padded to a prompt-length bucket (32, 48, 64, 96, ...) and its row
+     count to a row bucket (1, 2, 4, 8, 16, 24, ...), so a handful of compiled programs serve
+     every call.
   3. Prefill runs the padded prompts in one pass and samples each row's first token.
   4. Decode is a jitted `lax.while_loop` over a preallocated cache of exactly
      bucket + max_new_tokens slots (attention over empty slots costs as much as over full
@@ -26,14 +28,13 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from gdr_beam import batching
 from gdr_beam.model.config import LlamaConfig
 from gdr_beam.model.llama import Decoder, init_cache
 from gdr_beam.sharding import DataParallel
 
 # Host-side stop checks are this many decode steps apart when stop strings are given.
 _STOP_CHECK_CHUNK = 16
-_MIN_PROMPT_BUCKET = 32
-_NEW_TOKENS_MULTIPLE = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,22 +72,6 @@ class _DecodeState(NamedTuple):
     step: jax.Array  # scalar: index of the next token to generate
     done: jax.Array  # [B] bool
     keys: jax.Array  # [B, 2] per-row PRNG keys (raw uint32)
-
-
-def next_bucket(n: int, minimum: int = 1) -> int:
-    """Smallest power of two >= max(n, minimum)."""
-    return 1 << (max(n, minimum) - 1).bit_length()
-
-
-def prompt_bucket(n: int) -> int:
-    """Padded prompt length: 32, 48, 64, 96, 128, 192, ... (powers of two and the midpoints
-    between them), so padding wastes at most a third of a prefill and few programs compile."""
-    power = next_bucket(n, _MIN_PROMPT_BUCKET)
-    return power * 3 // 4 if power * 3 // 4 >= n and power > _MIN_PROMPT_BUCKET else power
-
-
-def _round_up(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
 
 
 def _sample(logits, keys, step, temperature, top_p, static: _Static):
@@ -182,19 +167,10 @@ class Sampler:
 
     # -- host side --------------------------------------------------------------------------
 
-    def plan_batches(self, lengths: Sequence[int]) -> list[list[int]]:
-        """Indices grouped into batches: longest first, so a batch holds similar lengths, and
-        no batch holds more padded prompt tokens than the budget."""
-        batches: list[list[int]] = []
-        for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
-            if batches:
-                current = batches[-1]
-                bucket = prompt_bucket(lengths[current[0]])
-                if len(current) < min(self.max_batch_size, self.max_batch_tokens // bucket):
-                    current.append(i)
-                    continue
-            batches.append([i])
-        return batches
+    def plan_batches(self, lengths: Sequence[int], max_new_tokens: int) -> list[list[int]]:
+        """Indices grouped into batches whose padded programs fit the token budget."""
+        return batching.plan_batches(lengths, max_new_tokens, self.max_batch_tokens,
+                                     self.max_batch_size)
 
     def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
                  sampling: SamplingParams, keys: np.ndarray, stop_ids: Sequence[int],
@@ -216,7 +192,7 @@ class Sampler:
                     f"prompt {i} has {len(p)} tokens; with max_new_tokens={max_new_tokens} it "
                     f"exceeds the model context of {limit} tokens")
         results: list[list[int]] = [[] for _ in prompts]
-        for batch in self.plan_batches([len(p) for p in prompts]):
+        for batch in self.plan_batches([len(p) for p in prompts], max_new_tokens):
             rows = self._generate_batch([prompts[i] for i in batch], batch, max_new_tokens,
                                         sampling, keys[batch], stop_ids, should_stop)
             for i, ids in zip(batch, rows):
@@ -228,12 +204,12 @@ class Sampler:
         n_real = len(prompts)
         # Never a batch of one: XLA CPU's matrix-vector path is slow for bf16 weights, and a
         # second (idle) row costs almost nothing.
-        batch = next_bucket(n_real, 2)
+        batch = batching.row_bucket(max(n_real, 2))
         if self.data_parallel is not None:  # equal row shards on every device
             batch = self.data_parallel.pad_batch(batch)
-        prompt_len = min(prompt_bucket(max(map(len, prompts))),
+        prompt_len = min(batching.prompt_bucket(max(map(len, prompts))),
                          self.config.max_position_embeddings)
-        new_len = _round_up(max_new_tokens, _NEW_TOKENS_MULTIPLE)
+        new_len = batching.new_tokens_slots(max_new_tokens)
         tokens = np.full((batch, prompt_len), self.pad_id, np.int32)
         start = np.full((batch,), prompt_len - 1, np.int32)
         for r, p in enumerate(prompts):

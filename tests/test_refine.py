@@ -12,6 +12,7 @@ import tensorflow as tf
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.testing.util import assert_that, equal_to
 
+from gdr_beam import batching
 from gdr_beam.beam import records as rec
 from gdr_beam.beam.handler import GenerationRequest, JaxModelHandler
 from gdr_beam.beam.refine import Refine, example_seed
@@ -115,11 +116,35 @@ def test_batches_never_exceed_token_budget():
                     equal_to([[190]] * 3))
         assert_that(batches | beam.Map(len) | beam.CombineGlobally(sum),
                     equal_to([len(requests)]), label="all")
-    keyed = handler.element_weight(("k", requests[1]))
-    assert keyed == 96  # 80 prompt + 16 new tokens
+    # 80 prompt tokens pad to 96, plus 32 new-token slots: 128, so one fits in 200 and takes it.
+    assert handler.element_weight(("k", requests[1])) == 200
+    # Five prompt tokens pad to 32 (+32 slots = 64): 3 fit, 2 rows is the row bucket.
+    assert handler.element_weight(requests[0]) == 100
     # A tiny request still weighs budget / max_batch_size, so the weight caps the count too.
     capped = JaxModelHandler(max_new_tokens=1, max_batch_tokens=3200, max_batch_size=32)
     assert capped.element_weight(requests[0]) == 100
+
+
+def test_handler_batches_are_the_engine_batches():
+    """Requests of similar length reach the engine in batches it runs as one program each,
+    with no padding rows: the handler and the engine share one batching rule."""
+    max_new, budget, max_rows = 48, 8192, 32
+    handler = JaxModelHandler(max_new_tokens=max_new, max_batch_tokens=budget,
+                              max_batch_size=max_rows)
+    sizes = [224 + i % 25 for i in range(100)]  # all in the 256 prompt bucket
+    rows = batching.rows_per_batch(max(sizes), max_new, budget, max_rows)
+    assert rows == 24  # 8192 // (256 + 64) = 25 rows fit, 24 is the row bucket
+    requests = [GenerationRequest(f"r{i}", "p", n, 0) for i, n in enumerate(sizes)]
+    with beam.Pipeline() as p:
+        lengths = (p | beam.Create(requests, reshuffle=False)
+                   | beam.BatchElements(**handler.batch_elements_kwargs())
+                   | beam.Map(lambda b: [r.num_tokens for r in b]))
+        plans = lengths | beam.Map(
+            lambda ls: batching.plan_batches(ls, max_new, budget, max_rows))
+        assert_that(plans | "programs" >> beam.Map(len), equal_to([1] * 5),
+                    label="one_program_each")
+        assert_that(lengths | "rows" >> beam.Map(len), equal_to([24, 24, 24, 24, 4]),
+                    label="full")
 
 
 def test_unknown_inference_args_are_rejected():

@@ -8,9 +8,12 @@ every DoFn thread of that process uses the one copy. With `share_across_processe
 machine from a separate process, which is what an accelerator worker running several SDK
 processes wants (one model per GPU, not one per process).
 
-Batching: by tokens, not examples. A request weighs its prompt tokens + max_new_tokens (what
-it occupies in the KV cache), and a batch never weighs more than `max_batch_tokens`, so a
-batch of long prompts holds fewer of them. `max_batch_size` also caps the example count.
+Batching: by tokens, not examples, with the engine's own rule (`gdr_beam.batching`). A request
+weighs its share of an engine batch: max_batch_tokens / the rows the engine fits in one batch
+of prompts as long as it (padded prompt + max_new_tokens slots per row), never less than its
+own padded KV-cache tokens. A batch never weighs more than `max_batch_tokens`, so a batch of
+long prompts holds fewer of them, and requests of similar length arrive in exactly the batches
+the engine would cut itself: no padding rows, no second program per batch.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Any, Iterable, NamedTuple, Optional, Sequence
 from absl import logging
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+from gdr_beam.batching import request_weight
 
 NAMESPACE = "gdr"
 _LOADED: dict = {}  # (path, adapter, dtypes, batch limits) -> LanguageModel, per process
@@ -171,12 +176,11 @@ class JaxModelHandler(ModelHandler[GenerationRequest, PredictionResult, Any]):
                 for r, t, i in zip(batch, texts, ids)]
 
     def element_weight(self, element) -> int:
-        """A request's batch weight: the KV-cache tokens it needs, but at least
-        max_batch_tokens / max_batch_size, so that weight alone also caps the example count."""
+        """A request's batch weight: its share of an engine batch (see gdr_beam.batching)."""
         # Under KeyedModelHandler, BatchElements sees (key, request) pairs.
         request = element if isinstance(element, GenerationRequest) else element[1]
-        floor = -(-self.max_batch_tokens // self.max_batch_size)
-        return max(request.num_tokens + self.max_new_tokens, floor)
+        return request_weight(request.num_tokens, self.max_new_tokens, self.max_batch_tokens,
+                              self.max_batch_size)
 
     def batch_elements_kwargs(self):
         # This Beam's BatchElements has no max_batch_weight (ModelHandler accepts one but

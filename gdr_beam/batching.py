@@ -1,0 +1,92 @@
+"""How generation work is cut into batches: the one rule the engine and the Beam handler share.
+
+The engine runs a batch as one padded program: every row left-padded to the prompt-length
+bucket of the batch's longest prompt, the KV cache sized to that bucket plus max_new_tokens
+(rounded up), and the row count padded to a row bucket. `max_batch_tokens` bounds that padded
+program: rows x (prompt bucket + new-token slots) <= max_batch_tokens.
+
+A batch therefore holds `rows_per_batch(...)` rows, which is always a row bucket, so a full
+batch carries no padding rows. The Beam handler weighs each request as its share of such a
+batch (`request_weight`), so RunInference hands the engine exactly the batches the engine would
+have cut itself from the same prompts. Before this rule was shared, the handler counted
+prompt + max_new_tokens per request and the engine padded prompt tokens only: the job's
+26-row batches ran as 32-row programs and the job lost ~20% to padding.
+
+Pure Python on purpose: the launcher and BatchElements import it without JAX.
+"""
+
+from __future__ import annotations
+
+MIN_PROMPT_BUCKET = 32
+NEW_TOKENS_MULTIPLE = 32
+# Row counts a batch is padded to: 1, 2, 4, 8, then multiples of 8. Finer than powers of two
+# (a 26-row budget runs 24 rows, not 16), coarse enough that a call compiles few programs.
+_ROW_MULTIPLE = 8
+
+
+def next_power_of_two(n: int, minimum: int = 1) -> int:
+    """Smallest power of two >= max(n, minimum)."""
+    return 1 << (max(n, minimum) - 1).bit_length()
+
+
+def prompt_bucket(n: int) -> int:
+    """Padded prompt length: 32, 48, 64, 96, 128, 192, ... (powers of two and the midpoints
+    between them), so padding wastes at most a third of a prefill and few programs compile."""
+    power = next_power_of_two(n, MIN_PROMPT_BUCKET)
+    return power * 3 // 4 if power * 3 // 4 >= n and power > MIN_PROMPT_BUCKET else power
+
+
+def new_tokens_slots(max_new_tokens: int) -> int:
+    """KV-cache slots reserved for generated tokens."""
+    return -(-max_new_tokens // NEW_TOKENS_MULTIPLE) * NEW_TOKENS_MULTIPLE
+
+
+def row_bucket(n: int) -> int:
+    """The row count a batch of n real rows runs as: 1, 2, 4, 8, 16, 24, 32, 40, ..."""
+    if n <= _ROW_MULTIPLE:
+        return next_power_of_two(n)
+    return -(-n // _ROW_MULTIPLE) * _ROW_MULTIPLE
+
+
+def _row_bucket_floor(n: int) -> int:
+    """The largest row bucket <= n (n >= 1)."""
+    if n < _ROW_MULTIPLE:
+        return 1 << (n.bit_length() - 1)
+    return n // _ROW_MULTIPLE * _ROW_MULTIPLE
+
+
+def row_tokens(prompt_len: int, max_new_tokens: int) -> int:
+    """KV-cache tokens one row of a batch whose longest prompt is prompt_len occupies."""
+    return prompt_bucket(prompt_len) + new_tokens_slots(max_new_tokens)
+
+
+def rows_per_batch(prompt_len: int, max_new_tokens: int, max_batch_tokens: int,
+                   max_batch_size: int) -> int:
+    """How many rows a batch led by a prompt of prompt_len tokens holds: a row bucket whose
+    padded program fits max_batch_tokens (at least 1: a row over budget runs alone)."""
+    fit = min(max_batch_size, max_batch_tokens // row_tokens(prompt_len, max_new_tokens))
+    return _row_bucket_floor(max(fit, 1))
+
+
+def request_weight(prompt_len: int, max_new_tokens: int, max_batch_tokens: int,
+                   max_batch_size: int) -> int:
+    """A request's share of a batch, in tokens: max_batch_tokens / rows_per_batch, so requests of
+    one length fill a batch exactly when there are rows_per_batch of them. Never below the row's
+    own padded tokens, so a batch's weight also bounds its real KV-cache tokens."""
+    rows = rows_per_batch(prompt_len, max_new_tokens, max_batch_tokens, max_batch_size)
+    return max(max_batch_tokens // rows, row_tokens(prompt_len, max_new_tokens))
+
+
+def plan_batches(lengths, max_new_tokens: int, max_batch_tokens: int,
+                 max_batch_size: int) -> list[list[int]]:
+    """Prompt indices grouped into batches: longest first, so a batch holds similar lengths,
+    each batch as many rows as `rows_per_batch` allows for its longest prompt."""
+    batches: list[list[int]] = []
+    capacity = 0
+    for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        if batches and len(batches[-1]) < capacity:
+            batches[-1].append(i)
+            continue
+        batches.append([i])
+        capacity = rows_per_batch(lengths[i], max_new_tokens, max_batch_tokens, max_batch_size)
+    return batches
