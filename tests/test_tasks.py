@@ -59,6 +59,18 @@ def test_pii_finds_names_addresses_and_phones_in_any_format():
     assert ("person", "Laura") in found and ("person", "John O'Neill") in found
 
 
+def test_pii_finds_first_names_standing_alone_but_not_words_or_places():
+    # Names the small NER model misses or calls an organisation at the start of a sentence.
+    for text, name in [("Thanks Jodi! I forwarded your note.", "Jodi"),
+                       ("Dustin said the keys are with the neighbour.", "Dustin"),
+                       ("Can someone call Gary back? It is urgent.", "Gary")]:
+        assert ("person", name) in {(s.category, s.value) for s in detect_pii(text)}, text
+    # First names that are also English words, and names spaCy reads as places, are not.
+    for text in ["Will you come to Paris in June?", "Hope all is well. Grace period ends soon.",
+                 "Georgia and Virginia are states.", "Summer is here; Amber alerts were issued."]:
+        assert not [s for s in detect_pii(text) if s.category == "person"], text
+
+
 def test_pii_fallback_keeps_one_fake_per_person_and_valid_formats():
     task = get_task("pii")
     text = ("Laura Chen paid with 4111 1111 1111 1111 from IBAN DE89 3704 0044 0532 0130 00. "

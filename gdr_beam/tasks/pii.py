@@ -8,7 +8,9 @@ Detectors (what the verifier and the fallback look for):
   addresses    "<number> <words> <USPS street suffix>" with optional unit, city, state, zip;
   names        Presidio's analyzer over a spaCy NER model (PERSON), loaded lazily once per
                process (see `_Ner`), since regexes cannot find names; plus a first-name
-               deny-list for what the small NER model misses (see `_gazetteer_persons`).
+               deny-list for what the small NER model misses (see `_gazetteer_persons`),
+               which also takes a known first name standing alone unless it is an English
+               word ("Hope", "Will") or a place in context (see `_lone_first_names`).
 
 The fallback replaces each span with a Faker value of the same kind and format, seeded by
 (run seed, example id, value): the same value gets the same fake within an example, and a
@@ -125,9 +127,14 @@ class _Ner:
             return self._engine
 
     def persons(self, text: str) -> list[Span]:
-        results = self.engine().analyze(text, language="en", entities=["PERSON"])
+        """NER persons, and known first names standing alone (tagged by the same spaCy pass)."""
+        engine = self.engine()
+        artifacts = engine.nlp_engine.process_text(text, "en")
+        results = engine.analyze(text, language="en", entities=["PERSON"],
+                                 nlp_artifacts=artifacts)
         return [Span(r.start, r.end, "person", text[r.start:r.end]) for r in results
-                if r.score >= NER_MIN_SCORE and text[r.start:r.end].strip()]
+                if r.score >= NER_MIN_SCORE and text[r.start:r.end].strip()] + \
+            _lone_first_names(artifacts.tokens)
 
 
 def _build_analyzer():
@@ -185,6 +192,31 @@ def _first_names() -> frozenset:
                 names.update(n for n in found if isinstance(n, str) and _LATIN_NAME.match(n))
     # English function words that are also someone's first name ("May", "Will", "An").
     return frozenset(n for n in names if n.lower() not in STOP_WORDS and n not in _NOT_SURNAME)
+
+
+@functools.lru_cache(maxsize=None)
+def _english_words() -> frozenset:
+    """Lower-case entries of Webster's 2nd (the english-words package): a first name that is
+    also one of these ("hope", "will", "mark") is a word until the NER model says otherwise."""
+    from english_words import get_english_words_set  # pylint: disable=import-outside-toplevel
+    return frozenset(w for w in get_english_words_set(["web2"], lower=False, alpha=True)
+                     if w.islower())
+
+
+# spaCy entity types that make a lone first name a place ("Georgia", "Florence"): the small
+# model tags some sentence-initial names as ORG, so ORG does not veto a name.
+_PLACE_ENTITIES = {"GPE", "LOC", "FAC"}
+
+
+def _lone_first_names(doc) -> list[Span]:
+    """Known first names standing alone ("Thanks Jodi!", "Dustin said ..."), which the small
+    NER model often misses or mislabels. A name that is also an English word or that spaCy
+    places in a place entity is left to the NER model. Names with a surname are found by
+    `_gazetteer_persons`; overlaps merge in `_merge_persons`."""
+    names, common = _first_names(), _english_words()
+    return [Span(t.idx, t.idx + len(t.text), "person", t.text) for t in doc
+            if t.text in names and _capitalised(t.text) and t.text.lower() not in common
+            and t.ent_type_ not in _PLACE_ENTITIES]
 
 
 _TITLE_BEFORE = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+$")
