@@ -71,6 +71,17 @@ def test_pii_finds_first_names_standing_alone_but_not_words_or_places():
         assert not [s for s in detect_pii(text) if s.category == "person"], text
 
 
+def test_pii_name_spans_leave_possessives_and_role_words_outside():
+    task = get_task("pii")
+    out = task.fallback("ex-1", "Customer Dennis Boone paid. Update Laura Chen's file.", seed=0)
+    assert out.text.startswith("Customer ") and "'s file." in out.text
+    assert [c["category"] for c in out.changes] == ["person", "person"]
+    assert "Dennis" not in out.text and "Chen" not in out.text
+    # A leading word stays in the name when taking it out would leave one word.
+    assert ("person", "Will Jones") in {(s.category, s.value)
+                                        for s in detect_pii("Mark Smith and Will Jones met.")}
+
+
 def test_pii_fallback_keeps_one_fake_per_person_and_valid_formats():
     task = get_task("pii")
     text = ("Laura Chen paid with 4111 1111 1111 1111 from IBAN DE89 3704 0044 0532 0130 00. "

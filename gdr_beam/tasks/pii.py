@@ -274,7 +274,8 @@ def _gazetteer_persons(text: str) -> list[Span]:
 
 def _merge_persons(text: str, spans: list[Span]) -> list[Span]:
     """Overlapping name candidates (NER's "William", the list's "William Wilson") -> their
-    union, so a partial detection never leaves the rest of a name behind."""
+    union, so a partial detection never leaves the rest of a name behind; then trimmed to the
+    name itself (`_trim_person`)."""
     merged: list[Span] = []
     for s in sorted(spans, key=lambda s: (s.start, -s.end)):
         if merged and s.start < merged[-1].end:
@@ -282,7 +283,31 @@ def _merge_persons(text: str, spans: list[Span]) -> list[Span]:
             end = max(last.end, s.end)
             s = Span(last.start, end, "person", text[last.start:end])
         merged.append(s)
-    return merged
+    return [t for t in (_trim_person(text, s) for s in merged) if t is not None]
+
+
+_POSSESSIVE = re.compile(r"['’]s?$")
+_LEADING_WORD = re.compile(r"(\S+)\s+")
+
+
+def _trim_person(text: str, span: Span) -> Optional[Span]:
+    """A name span without a possessive ("Laura Chen's" -> "Laura Chen", so the fake keeps the
+    "'s") or leading common words the NER model took in ("Customer Dennis Boone"), as long as
+    two words stay ("Will Jones" stays whole)."""
+    start, end = span.start, span.end
+    m = _POSSESSIVE.search(text, start, end)
+    if m and m.start() > start:
+        end = m.start()
+    names, common = _first_names(), _english_words()
+    while True:
+        m = _LEADING_WORD.match(text, start, end)
+        if not m or m.group(1) in names or m.group(1).lower() not in common \
+                or len(text[m.end():end].split()) < 2:
+            break
+        start = m.end()
+    if (start, end) == (span.start, span.end):
+        return span
+    return Span(start, end, "person", text[start:end]) if start < end else None
 
 
 def detect(text: str, names: bool = True) -> list[Span]:
