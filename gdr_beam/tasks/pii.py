@@ -203,20 +203,37 @@ def _english_words() -> frozenset:
                      if w.islower())
 
 
-# spaCy entity types that make a lone first name a place ("Georgia", "Florence"): the small
-# model tags some sentence-initial names as ORG, so ORG does not veto a name.
+# A lone first name is taken for a place when it names a country or US state ("Georgia",
+# "Jordan", "Chad"), or when spaCy tags it a place right after a place preposition ("flew to
+# Austin"). spaCy's tag alone is not enough: the small model calls "Thanks Rebecca!" a GPE.
 _PLACE_ENTITIES = {"GPE", "LOC", "FAC"}
+_PLACE_PREPOSITIONS = {"in", "to", "from", "at", "near", "of", "via", "into", "across",
+                       "around", "towards", "toward", "through", "outside", "inside"}
+
+
+@functools.lru_cache(maxsize=None)
+def _countries_and_states() -> frozenset:
+    from faker.providers.address.en import Provider as En  # pylint: disable=import-outside-toplevel
+    from faker.providers.address.en_US import Provider as EnUS  # pylint: disable=import-outside-toplevel
+    return frozenset(En.countries) | frozenset(EnUS.states)
+
+
+def _is_place(token) -> bool:
+    if token.text in _countries_and_states():
+        return True
+    before = token.doc[token.i - 1].lower_ if token.i > 0 else ""
+    return token.ent_type_ in _PLACE_ENTITIES and before in _PLACE_PREPOSITIONS
 
 
 def _lone_first_names(doc) -> list[Span]:
     """Known first names standing alone ("Thanks Jodi!", "Dustin said ..."), which the small
-    NER model often misses or mislabels. A name that is also an English word or that spaCy
-    places in a place entity is left to the NER model. Names with a surname are found by
+    NER model often misses or mislabels. A name that is also an English word ("Hope") or that
+    reads as a place (`_is_place`) is left to the NER model. Names with a surname are found by
     `_gazetteer_persons`; overlaps merge in `_merge_persons`."""
     names, common = _first_names(), _english_words()
     return [Span(t.idx, t.idx + len(t.text), "person", t.text) for t in doc
             if t.text in names and _capitalised(t.text) and t.text.lower() not in common
-            and t.ent_type_ not in _PLACE_ENTITIES]
+            and not _is_place(t)]
 
 
 _TITLE_BEFORE = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+$")
@@ -329,9 +346,37 @@ def detect(text: str, names: bool = True) -> list[Span]:
             for span in _phone_spans(text):
                 add(span)
     if names:
-        for span in _merge_persons(text, _NER.persons(text) + _gazetteer_persons(text)):
+        candidates = [c for s in _NER.persons(text) + _gazetteer_persons(text)
+                      for c in _outside(text, s, spans)]
+        for span in _merge_persons(text, candidates):
             add(span)
     return sorted(spans, key=lambda s: s.start)
+
+
+_NAME_EDGE = re.compile(r"^[\W_]+|[\W_]+$")
+
+
+def _outside(text: str, span: Span, taken: list[Span]) -> list[Span]:
+    """The parts of a name candidate outside already-found values, edge punctuation trimmed:
+    the NER model sometimes runs a name into the phone number after it ("Marilyn Lowe -
+    256-440-5822"), and the name must not be lost with the overlap."""
+    pieces, start = [], span.start
+    for t in sorted((t for t in taken if t.overlaps(span.start, span.end)),
+                    key=lambda t: t.start):
+        pieces.append((start, t.start))
+        start = max(start, t.end)
+    pieces.append((start, span.end))
+    out = []
+    for a, b in pieces:
+        piece = text[a:b]
+        lead = _NAME_EDGE.match(piece)
+        a += lead.end() if lead else 0
+        trail = _NAME_EDGE.search(text[a:b])
+        b = a + trail.start() if trail else b
+        if b > a and _WORD_AT.search(text, a, b):
+            out.append(span if (a, b) == (span.start, span.end)
+                       else Span(a, b, "person", text[a:b]))
+    return out
 
 
 @functools.lru_cache(maxsize=None)
