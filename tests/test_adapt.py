@@ -82,9 +82,14 @@ def test_loss_mask_covers_only_response_tokens(model):
 
 
 def test_eval_examples_are_disjoint_from_training():
-    from gdr_beam.adapt.synthetic import TEMPLATES, pii_examples, template_ids
+    from gdr_beam.adapt.synthetic import (TEMPLATES, TRAIN_ONLY_TEMPLATES, pii_examples, template,
+                                          template_ids)
     assert not set(template_ids("train")) & set(template_ids("eval"))
-    assert sorted(template_ids("train") + template_ids("eval")) == list(range(len(TEMPLATES)))
+    assert sorted(template_ids("train") + template_ids("eval")) == \
+        list(range(len(TEMPLATES) + len(TRAIN_ONLY_TEMPLATES)))
+    # No eval frame appears among the training frames, even one added later by hand.
+    assert not {template(t) for t in template_ids("train")} & \
+        {template(t) for t in template_ids("eval")}
     train = list(pii_examples(40, 1, "train"))
     again = list(pii_examples(40, 1, "train"))
     evals = list(pii_examples(20, 1001, "eval"))

@@ -54,14 +54,49 @@ TEMPLATES = (
     "Subscription cancelled for {email}; the account holder {name} asked for a refund.",
     "{first} said the keys are with {name2} at {address}.",
 )
+# Training-only frames, never evaluated: more sentence shapes (a name or a lone first name
+# opening the text, signatures, bare contact lines, quoted replies, possessives), because the
+# first adapter, trained on 28 frames where no text began with a name, copied such names
+# through. Kept apart from TEMPLATES so the eval split (every fifth of TEMPLATES) is unchanged.
+TRAIN_ONLY_TEMPLATES = (
+    "{name} called at 3pm and asked for a callback on {phone}.",
+    "{name} has been promoted to team lead; congratulations can go to {email}.",
+    "{first} will bring the projector tomorrow, and {name2} handles the snacks.",
+    "{first} is out sick today. Please route urgent issues to {email2}.",
+    "{name}: I can't access my account. My email is {email}.",
+    "{name} wants to know if the parcel to {address} has shipped.",
+    "{first} and {name2} signed the lease for {address}.",
+    "{email} reported a bug in the checkout page; {name} is following up.",
+    "{phone} is the new number for {name}, effective Monday.",
+    "{name}\n{address}\n{phone}",
+    "{name}, {email}, {phone}",
+    "{first}, can you review the slides before noon? Thanks, {name2}",
+    "{first} here - my flight lands at 6, can you pick me up? Call {phone}.",
+    "{name} - Marketing - {email}",
+    "> {name} wrote:\n> Please confirm the booking.\nConfirmed. Send the invoice to {email}.",
+    "{name} won the raffle! We will mail the prize to {address}.",
+    "{first}'s laptop is ready for pickup at the front desk; {name2} signed for it.",
+    "{name} left a voicemail from {phone} asking about the deposit.",
+    "Best, {name} | {phone} | {email}",
+    "{first} asked whether {name2} could cover the Saturday shift.",
+)
 HELD_OUT_EVERY = 5  # template i is an eval template when i % 5 == 4
 
 
 def template_ids(split: str) -> list[int]:
+    """Ids of the frames a split draws from: indexes into TEMPLATES, then (train only)
+    len(TEMPLATES) + j for TRAIN_ONLY_TEMPLATES[j]."""
     if split not in ("train", "eval"):
         raise ValueError(f"split must be train or eval, got {split!r}")
     held = [i for i in range(len(TEMPLATES)) if i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1]
-    return held if split == "eval" else [i for i in range(len(TEMPLATES)) if i not in held]
+    if split == "eval":
+        return held
+    return [i for i in range(len(TEMPLATES)) if i not in held] + \
+        [len(TEMPLATES) + j for j in range(len(TRAIN_ONLY_TEMPLATES))]
+
+
+def template(t: int) -> str:
+    return TEMPLATES[t] if t < len(TEMPLATES) else TRAIN_ONLY_TEMPLATES[t - len(TEMPLATES)]
 
 
 def _phone(fake, rng: random.Random) -> str:
@@ -100,9 +135,9 @@ def pii_examples(n: int, seed: int, split: str = "train") -> Iterator[dict]:
             "email": _email(fake, rng, first, last), "email2": _email(fake, rng, first2, last2),
             "phone": _phone(fake, rng), "address": _address(fake, rng),
         }
-        template = TEMPLATES[t]
-        text = template.format(**values)
-        planted = [values[key] for key in values if "{" + key + "}" in template]
+        frame = template(t)
+        text = frame.format(**values)
+        planted = [values[key] for key in values if "{" + key + "}" in frame]
         digest = hashlib.sha256(f"{split}:{seed}:{k}:{text}".encode()).hexdigest()[:12]
         yield {"id": f"pii-{split}-{seed}-{k}-{digest}", "text": text, "planted": planted,
                "template": t, "split": split}
