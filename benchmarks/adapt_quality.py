@@ -1,12 +1,16 @@
 """Base vs adapted refiner on a pii evaluation set disjoint from the adapter's training data.
 
 The eval set comes from gdr_beam/adapt/synthetic.py with split="eval": only held-out templates
-(never seen in training) and its own seed. Both models get the task's own prompt, greedy
-decoding, one attempt, no retry: this measures the model, not the pipeline's safety net.
-Per model:
+(never seen in training) and its own seed. Both models get the task's own prompt and greedy
+decoding. The first attempt measures the model alone; then, as Refine does by default
+(--retries=1), each failed example gets one retry with the verifier's reason in the prompt, a
+new per-example seed and temperature 0.7, and only then the fallback. Per model:
 
-  pass_without_fallback  share of examples whose model rewrite passes task.review (verdict
-                         rewritten): the model, not the fallback, did the refinement
+  pass_without_fallback  share of examples whose first model rewrite passes task.review
+                         (verdict rewritten): the model, not the fallback, did the refinement
+  pass_with_retries      the same within 1 + --retries attempts: the share of a Refine job's
+                         outputs that are the model's own rewrites
+  final, below           what the job emits: the first accepted attempt, else the fallback
   failure_reasons        why the others failed (leaked_value, content_lost, ...)
   leak_rate_final        planted values found verbatim in the final outputs (accepted rewrite,
                          else the fallback) / all planted values: what a pipeline would emit
@@ -49,6 +53,10 @@ _PARSER.add_argument("--max_new_tokens", type=int, default=160)
 _PARSER.add_argument("--fallback_seed", type=int, default=0)
 _PARSER.add_argument("--temperature", type=float, default=0.0,
                      help="0 = greedy (Refine's default); Refine's retries sample at 0.7.")
+_PARSER.add_argument("--retries", type=int, default=1,
+                     help="Retries of a failed rewrite before the fallback (Refine's default).")
+_PARSER.add_argument("--retry_temperature", type=float, default=0.7,
+                     help="Sampling temperature of a retry (Refine's default).")
 _PARSER.add_argument("--models", default="base,adapted", help="Which of base,adapted to run.")
 _PARSER.add_argument("--out", default=None)
 
@@ -82,13 +90,33 @@ def _mean(xs):
     return round(sum(xs) / len(xs), 4) if xs else None
 
 
-def evaluate(model, task, examples, args):
-    prompts = [model.apply_chat_template(task.messages(e["text"])) for e in examples]
+def _attempt(model, task, examples, feedback, attempt, args):
+    """One generation attempt over `examples` -> (reviews, accepted flags, rewrites, stats)."""
+    from gdr_beam.beam.refine import retry_seed  # pylint: disable=import-outside-toplevel
+    from gdr_beam.tasks import Review  # pylint: disable=import-outside-toplevel
+    prompts = [model.apply_chat_template(task.messages(e["text"], feedback=f))
+               for e, f in zip(examples, feedback)]
     t0 = time.perf_counter()
-    outs, ids = model.generate_with_ids(prompts, max_new_tokens=args.max_new_tokens,
-                                        temperature=args.temperature, seed=0)
-    gen_s = time.perf_counter() - t0
-    n_tokens = sum(len(i) for i in ids)
+    outs, ids = model.generate_with_ids(
+        prompts, max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature if attempt == 0 else args.retry_temperature,
+        seed=0 if attempt == 0 else [retry_seed(0, e["id"], attempt) for e in examples])
+    stats = (time.perf_counter() - t0, sum(len(i) for i in ids))
+    reviews, accepted, rewrites = [], [], []
+    for e, out, out_ids in zip(examples, outs, ids):
+        rewrite = task.parse(out)
+        review = task.review(e["text"], rewrite)
+        if len(out_ids) >= args.max_new_tokens:  # as Refine: a cut-off reply is not accepted
+            review = Review(None, "truncated", "the reply ran to max_new_tokens")
+        reviews.append(review)
+        accepted.append(review.accepted is not None and review.accepted.verdict == "rewritten")
+        rewrites.append(rewrite)
+    return reviews, accepted, rewrites, stats
+
+
+def evaluate(model, task, examples, args):
+    reviews, first_ok, rewrites, (gen_s, n_tokens) = _attempt(
+        model, task, examples, [None] * len(examples), 0, args)
     probe = model.encode(" ".join(["the quick brown fox jumps over the lazy dog"] * 40))[:256]
     model.logits(probe)  # compile
     fwd = []
@@ -96,26 +124,35 @@ def evaluate(model, task, examples, args):
         t = time.perf_counter()
         model.logits(probe)
         fwd.append(time.perf_counter() - t)
-    rows, reasons = [], {}
-    for e, out, out_ids in zip(examples, outs, ids):
-        rewrite = task.parse(out)
-        review = task.review(e["text"], rewrite)
-        accepted = review.accepted is not None and review.accepted.verdict == "rewritten"
-        if len(out_ids) >= args.max_new_tokens:  # as Refine: a cut-off reply is not accepted
-            review, accepted = type(review)(None, "truncated"), False
-        fallback = task.fallback(e["id"], e["text"], args.fallback_seed).text
-        if not accepted:
+    reasons = {}
+    for review, ok in zip(reviews, first_ok):
+        if not ok:
             reason = review.reason or (review.accepted.verdict if review.accepted else "?")
             reasons[reason] = reasons.get(reason, 0) + 1
-        final = review.accepted.text if accepted else fallback
-        rows.append({"id": e["id"], "accepted": accepted, "rewrite": rewrite, "final": final,
+    # Retries, as Refine: only the failed examples, with the verifier's reason as feedback.
+    final_review, final_ok = list(reviews), list(first_ok)
+    for attempt in range(1, args.retries + 1):
+        todo = [i for i, ok in enumerate(final_ok) if not ok]
+        if not todo:
+            break
+        r, ok, _, _ = _attempt(model, task, [examples[i] for i in todo],
+                               [final_review[i].detail for i in todo], attempt, args)
+        for i, review, accepted in zip(todo, r, ok):
+            final_review[i], final_ok[i] = review, accepted
+    rows = []
+    for e, rewrite, review, ok in zip(examples, rewrites, final_review, final_ok):
+        fallback = task.fallback(e["id"], e["text"], args.fallback_seed).text
+        final = review.accepted.text if ok else fallback
+        rows.append({"id": e["id"], "accepted": ok, "rewrite": rewrite, "final": final,
                      "fallback": fallback, "original": e["text"], "planted": e["planted"]})
     planted = sum(len(r["planted"]) for r in rows)
     acc = [r for r in rows if r["accepted"]]
     result = {
         "examples": len(rows),
-        "pass_without_fallback": round(len(acc) / len(rows), 4),
+        "pass_without_fallback": round(sum(first_ok) / len(rows), 4),
         "failure_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
+        "retries": args.retries,
+        "pass_with_retries": round(len(acc) / len(rows), 4),
         "leak_rate_final": round(sum(v in r["final"] for r in rows for v in r["planted"])
                                  / planted, 4),
         "leak_rate_accepted": (round(sum(v in r["final"] for r in acc for v in r["planted"])
@@ -142,7 +179,8 @@ def evaluate(model, task, examples, args):
         "generation": {"seconds": round(gen_s, 1), "new_tokens": n_tokens,
                        "tokens_per_second": round(n_tokens / gen_s, 1),
                        "forward_256_tokens_median_s": round(statistics.median(fwd), 4)},
-        "samples": [{k: r[k] for k in ("original", "rewrite", "accepted")} for r in rows[:5]],
+        "samples": [{"original": r["original"], "rewrite": r["rewrite"], "accepted": ok}
+                    for r, ok in zip(rows[:5], first_ok)],
     }
     return result
 
@@ -181,7 +219,7 @@ def main():
            "eval_set": disjoint | {"examples": len(examples)}, "adapter": args.adapter,
            "adapter_config": adapter_config,
            "adapter_bytes": os.path.getsize(os.path.join(args.adapter, "adapter.safetensors")),
-           "training": training, "temperature": args.temperature,
+           "training": training, "temperature": args.temperature, "retries": args.retries,
            "originals": {"distinct_1": _distinct([e["text"] for e in examples], 1),
                          "distinct_2": _distinct([e["text"] for e in examples], 2)}}
     wanted = args.models.split(",")
