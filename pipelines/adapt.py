@@ -37,6 +37,8 @@ flags.DEFINE_float("clip_norm", 1.0, "Global gradient norm clip.")
 flags.DEFINE_integer("seed", 0, "Adapter init and data order.")
 flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"],
                   "Dtype of the (frozen) base weights in the forward; adapters stay f32.")
+flags.DEFINE_enum("adapter_dtype", "float32", ["float32", "float16"],
+                  "Dtype of the written LoRA adapter (float16 halves its size; training is f32).")
 flags.DEFINE_integer("max_len", 384, "Pairs longer than this (tokens) are left out.")
 flags.DEFINE_integer("checkpoint_every", 10, "Steps between checkpoints.")
 flags.DEFINE_bool("resume", True, "Continue from the last checkpoint in --output_dir.")
@@ -78,7 +80,7 @@ def main(argv):
             "data": os.path.abspath(FLAGS.data), "pairs": len(examples), "sources": sources,
             "lr": FLAGS.lr, "batch_size": FLAGS.batch_size, "grad_accum": FLAGS.grad_accum,
             "dtype": FLAGS.dtype, "max_len": FLAGS.max_len}
-    trainer.export(FLAGS.output_dir, meta)
+    trainer.export(FLAGS.output_dir, meta, adapter_dtype=FLAGS.adapter_dtype)
     summary = {
         "pairs": len(examples), "left_out_too_long": dropped, "sources": sources,
         "trainable_parameters": trainer.n_trainable, "steps": result.step,

@@ -225,3 +225,20 @@ def test_load_model_with_adapter_round_trip(model, tmp_path):
     save_adapter(str(tmp_path / "bad"), bad, lora)
     with pytest.raises(ValueError, match="shapes"):  # what load_model(adapter=bad) calls
         apply_adapter_file(model.params, cfg, str(tmp_path / "bad"))
+
+
+def test_float16_adapter_halves_the_file_and_merges_the_same(model, tmp_path):
+    cfg, lora = model.config, LoraConfig(rank=4, alpha=8, targets=("q", "v", "down"))
+    adapter = _random_adapter(cfg, lora, seed=7)
+    save_adapter(str(tmp_path / "f32"), adapter, lora, {"kind": "lora"})
+    save_adapter(str(tmp_path / "f16"), adapter, lora, {"kind": "lora"}, dtype="float16")
+    size = {d: os.path.getsize(tmp_path / d / "adapter.safetensors") for d in ("f32", "f16")}
+    assert size["f16"] < 0.55 * size["f32"]
+    f32 = apply_adapter_file(model.params, cfg, str(tmp_path / "f32"))
+    f16 = apply_adapter_file(model.params, cfg, str(tmp_path / "f16"))
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4),
+        f16, f32)
+    with pytest.raises(ValueError, match="float32 or float16"):
+        save_adapter(str(tmp_path / "bf16"), adapter, lora, dtype="bfloat16")
+

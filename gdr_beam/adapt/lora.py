@@ -165,12 +165,15 @@ def merge_adapter(params: dict, adapter: dict, cfg: LlamaConfig, lora: LoraConfi
 
 # --- files ----------------------------------------------------------------------------------
 
-def save_adapter(directory: str, adapter: dict, lora: LoraConfig, metadata: Optional[dict] = None
-                 ) -> str:
-    """adapter.safetensors (f32 A/B per target) + adapter_config.json into `directory`."""
+def save_adapter(directory: str, adapter: dict, lora: LoraConfig, metadata: Optional[dict] = None,
+                 dtype: str = "float32") -> str:
+    """adapter.safetensors (A/B per target, f32 or f16: half the bytes for an adapter that
+    ships; merging computes in f32 either way) + adapter_config.json into `directory`."""
     from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"adapter dtype must be float32 or float16, got {dtype!r}")
     os.makedirs(directory, exist_ok=True)
-    flat = {f"{name}.lora_{ab}": np.asarray(arr, np.float32)
+    flat = {f"{name}.lora_{ab}": np.asarray(arr, np.float32).astype(dtype)
             for name, pair in adapter.items() for ab, arr in pair.items()}
     save_file(flat, os.path.join(directory, ADAPTER_FILE))
     info = {"rank": lora.rank, "alpha": lora.alpha, "targets": list(lora.targets)}

@@ -239,14 +239,16 @@ class Trainer:
         return TrainResult(self.trainable, c.steps, losses, time.perf_counter() - t_start,
                            tokens, resp_tokens, peak_rss_mb(), resumed_from)
 
-    def export(self, directory: Optional[str] = None, metadata: Optional[dict] = None) -> str:
-        """Writes the trained adapter (LoRA) or weights (full) for load_model(adapter=...)."""
+    def export(self, directory: Optional[str] = None, metadata: Optional[dict] = None,
+               adapter_dtype: str = "float32") -> str:
+        """Writes the trained adapter (LoRA, in adapter_dtype) or weights (full, f32) for
+        load_model(adapter=...)."""
         directory = directory or self.output_dir
         meta = {"base_model": None, "steps": self.config.steps, "seed": self.config.seed}
         meta.update(metadata or {})
         if self.config.mode == "lora":
             return save_adapter(directory, self.trainable, self.config.lora,
-                                dict(meta, kind="lora"))
+                                dict(meta, kind="lora"), dtype=adapter_dtype)
         return save_full(directory, self.trainable, dict(meta, kind="full"))
 
 
