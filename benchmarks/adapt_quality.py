@@ -105,9 +105,10 @@ def _attempt(model, task, examples, feedback, attempt, args):
     reviews, accepted, rewrites = [], [], []
     for e, out, out_ids in zip(examples, outs, ids):
         rewrite = task.parse(out)
-        review = task.review(e["text"], rewrite)
         if len(out_ids) >= args.max_new_tokens:  # as Refine: a cut-off reply is not accepted
             review = Review(None, "truncated", "the reply ran to max_new_tokens")
+        else:
+            review = task.review(e["text"], rewrite)
         reviews.append(review)
         accepted.append(review.accepted is not None and review.accepted.verdict == "rewritten")
         rewrites.append(rewrite)

@@ -303,15 +303,21 @@ def _merge_persons(text: str, spans: list[Span]) -> list[Span]:
     return [t for t in (_trim_person(text, s) for s in merged) if t is not None]
 
 
+_NAME_EDGE = re.compile(r"^[\W_]+|[\W_]+$")
 _POSSESSIVE = re.compile(r"['’]s?$")
 _LEADING_WORD = re.compile(r"(\S+)\s+")
 
 
 def _trim_person(text: str, span: Span) -> Optional[Span]:
-    """A name span without a possessive ("Laura Chen's" -> "Laura Chen", so the fake keeps the
-    "'s") or leading common words the NER model took in ("Customer Dennis Boone"), as long as
-    two words stay ("Will Jones" stays whole)."""
+    """A name span without edge punctuation, a possessive ("Laura Chen's" -> "Laura Chen", so
+    the fake keeps the "'s") or leading common words the NER model took in ("Customer Dennis
+    Boone"), as long as two words stay ("Will Jones" stays whole). None if nothing is left."""
     start, end = span.start, span.end
+    for m in _NAME_EDGE.finditer(text[start:end]):
+        if m.start() == 0:
+            start = span.start + m.end()
+        else:
+            end = span.start + m.start()
     m = _POSSESSIVE.search(text, start, end)
     if m and m.start() > start:
         end = m.start()
@@ -353,30 +359,21 @@ def detect(text: str, names: bool = True) -> list[Span]:
     return sorted(spans, key=lambda s: s.start)
 
 
-_NAME_EDGE = re.compile(r"^[\W_]+|[\W_]+$")
-
-
 def _outside(text: str, span: Span, taken: list[Span]) -> list[Span]:
-    """The parts of a name candidate outside already-found values, edge punctuation trimmed:
-    the NER model sometimes runs a name into the phone number after it ("Marilyn Lowe -
-    256-440-5822"), and the name must not be lost with the overlap."""
+    """The parts of a name candidate outside already-found values: the NER model sometimes runs
+    a name into the phone number after it ("Marilyn Lowe - 256-440-5822"), and the name must
+    not be lost with the overlap (`_trim_person` then drops the " - ")."""
+    overlapping = sorted((t for t in taken if t.overlaps(span.start, span.end)),
+                         key=lambda t: t.start)
+    if not overlapping:
+        return [span]
     pieces, start = [], span.start
-    for t in sorted((t for t in taken if t.overlaps(span.start, span.end)),
-                    key=lambda t: t.start):
+    for t in overlapping:
         pieces.append((start, t.start))
         start = max(start, t.end)
     pieces.append((start, span.end))
-    out = []
-    for a, b in pieces:
-        piece = text[a:b]
-        lead = _NAME_EDGE.match(piece)
-        a += lead.end() if lead else 0
-        trail = _NAME_EDGE.search(text[a:b])
-        b = a + trail.start() if trail else b
-        if b > a and _WORD_AT.search(text, a, b):
-            out.append(span if (a, b) == (span.start, span.end)
-                       else Span(a, b, "person", text[a:b]))
-    return out
+    return [Span(a, b, "person", text[a:b]) for a, b in pieces
+            if b > a and _WORD_AT.search(text, a, b)]
 
 
 @functools.lru_cache(maxsize=None)
