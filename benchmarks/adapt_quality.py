@@ -1,8 +1,8 @@
 """Base vs adapted refiner on a pii evaluation set disjoint from the adapter's training data.
 
-The eval set comes from gdr_beam/adapt/synthetic.py with split="eval": only held-out templates
-(never seen in training) and its own seed. Both models get the task's own prompt and greedy
-decoding. The first attempt measures the model alone; then, as Refine does by default
+The eval set comes from gdr_beam/adapt/synthetic.py with --split=eval (default) or eval_fresh:
+only held-out templates (never seen in training) and its own seed. Both models get the task's
+own prompt and greedy decoding (--temperature to sample). The first attempt measures the model alone; then, as Refine does by default
 (--retries=1), each failed example gets one retry with the verifier's reason in the prompt, a
 new per-example seed and temperature 0.7, and only then the fallback. Per model:
 
@@ -49,6 +49,9 @@ _PARSER.add_argument("--train_data", default=None,
                      help="Training JSONL, to check the eval set is disjoint from it.")
 _PARSER.add_argument("--n_eval", type=int, default=100)
 _PARSER.add_argument("--eval_seed", type=int, default=1001)
+_PARSER.add_argument("--split", default="eval", choices=("eval", "eval_fresh"),
+                     help="Held-out frames: eval (every fifth of TEMPLATES) or eval_fresh "
+                          "(FRESH_EVAL_TEMPLATES, written before the third adapter).")
 _PARSER.add_argument("--max_new_tokens", type=int, default=160)
 _PARSER.add_argument("--fallback_seed", type=int, default=0)
 _PARSER.add_argument("--temperature", type=float, default=0.0,
@@ -194,8 +197,9 @@ def main():
     from gdr_beam.tasks import get_task  # pylint: disable=import-outside-toplevel
 
     task = get_task("pii")
-    examples = list(pii_examples(args.n_eval, args.eval_seed, "eval"))
-    disjoint = {"eval_templates": template_ids("eval"), "eval_seed": args.eval_seed}
+    examples = list(pii_examples(args.n_eval, args.eval_seed, args.split))
+    disjoint = {"split": args.split, "eval_templates": template_ids(args.split),
+                "eval_seed": args.eval_seed}
     if args.train_data:
         with open(args.train_data, encoding="utf-8") as f:
             train = [json.loads(line) for line in f if line.strip()]
@@ -204,7 +208,7 @@ def main():
             "train_pairs": len(train),
             "train_templates": sorted({r["template"] for r in train}),
             "shared_templates": sorted({r["template"] for r in train}
-                                       & set(template_ids("eval"))),
+                                       & set(template_ids(args.split))),
             "shared_texts": sum(e["text"] in train_texts for e in examples)})
         assert not disjoint["shared_templates"] and not disjoint["shared_texts"], disjoint
     summary_path = os.path.join(args.adapter, "train_summary.json")

@@ -28,12 +28,14 @@ import time
 
 from absl import app, flags, logging
 
+from gdr_beam.adapt.synthetic import SPLITS
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output", None, "JSONL file to write.", required=True)
 flags.DEFINE_integer("n", 400, "Synthetic examples to generate (kept ones are fewer).")
 flags.DEFINE_integer("seed", 1, "Generation seed (use different seeds for train and eval).")
-flags.DEFINE_enum("split", "train", ["train", "eval"],
-                  "Template split: eval uses only held-out templates.")
+flags.DEFINE_enum("split", "train", list(SPLITS),
+                  "Template split: eval and eval_fresh use only held-out templates.")
 flags.DEFINE_string("task", "pii", "Refinement task (only pii has a synthetic generator).")
 flags.DEFINE_string("model", None, "Optional checkpoint that rewrites before the fallback.")
 flags.DEFINE_integer("max_new_tokens", 160, "Generation budget of --model.")

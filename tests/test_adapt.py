@@ -82,14 +82,17 @@ def test_loss_mask_covers_only_response_tokens(model):
 
 
 def test_eval_examples_are_disjoint_from_training():
-    from gdr_beam.adapt.synthetic import (TEMPLATES, TRAIN_ONLY_TEMPLATES, pii_examples, template,
-                                          template_ids)
-    assert not set(template_ids("train")) & set(template_ids("eval"))
-    assert sorted(template_ids("train") + template_ids("eval")) == \
-        list(range(len(TEMPLATES) + len(TRAIN_ONLY_TEMPLATES)))
+    from gdr_beam.adapt.synthetic import (FRESH_EVAL_TEMPLATES, TEMPLATES, TRAIN_ONLY_TEMPLATES,
+                                          pii_examples, template, template_ids)
+    ids = {split: set(template_ids(split)) for split in ("train", "eval", "eval_fresh")}
+    assert not ids["train"] & ids["eval"] and not ids["train"] & ids["eval_fresh"]
+    assert not ids["eval"] & ids["eval_fresh"]
+    assert sorted(ids["train"] | ids["eval"] | ids["eval_fresh"]) == \
+        list(range(len(TEMPLATES) + len(TRAIN_ONLY_TEMPLATES) + len(FRESH_EVAL_TEMPLATES)))
     # No eval frame appears among the training frames, even one added later by hand.
-    assert not {template(t) for t in template_ids("train")} & \
-        {template(t) for t in template_ids("eval")}
+    frames = {split: {template(t) for t in ids[split]} for split in ids}
+    assert not frames["train"] & frames["eval"] and not frames["train"] & frames["eval_fresh"]
+    assert {e["template"] for e in pii_examples(30, 7, "eval_fresh")} <= ids["eval_fresh"]
     train = list(pii_examples(40, 1, "train"))
     again = list(pii_examples(40, 1, "train"))
     evals = list(pii_examples(20, 1001, "eval"))

@@ -59,6 +59,20 @@ def test_pii_finds_names_addresses_and_phones_in_any_format():
     assert ("person", "Laura") in found and ("person", "John O'Neill") in found
 
 
+def test_pii_address_with_an_unknown_street_suffix_needs_a_unit_or_city_tail():
+    # Model rewrites invent suffixes that are not USPS words ("Stadium", "Towers"); a unit or a
+    # "City, ST 12345" tail still makes the span an address, not a person named "Ronald".
+    for text, address in [
+            ("The keys are at 48223 Ronald Stadium, Mount Union, ND 40057.",
+             "48223 Ronald Stadium, Mount Union, ND 40057"),
+            ("The keys are at 94565 John Towers Suite 428", "94565 John Towers Suite 428")]:
+        found = {(s.category, s.value) for s in detect_pii(text)}
+        assert found == {("street_address", address)}, text
+    # Without such a tail a number and capitalised words are not an address.
+    assert not [s for s in detect_pii("Invoice 8841 Paid in full. Room 12 Blue is free.")
+                if s.category == "street_address"]
+
+
 def test_pii_finds_first_names_standing_alone_but_not_words_or_places():
     # Names the small NER model misses or calls an organisation at the start of a sentence.
     for text, name in [("Thanks Jodi! I forwarded your note.", "Jodi"),

@@ -79,24 +79,62 @@ TRAIN_ONLY_TEMPLATES = (
     "{name} left a voicemail from {phone} asking about the deposit.",
     "Best, {name} | {phone} | {email}",
     "{first} asked whether {name2} could cover the Saturday shift.",
+    # Non-personal identifiers (rooms, orders, gates, versions) that must stay as they are:
+    # the second adapter replaced such words with invented e-mails, having only seen frames
+    # where every value after "at" or "or" was personal. Added after that failure analysis.
+    "Please drop the signed forms at window 3 or mail them to {email}.",
+    "{name} moved to room 214B; the extension is still {phone}.",
+    "Order #A-7731 for {name} is delayed; we will text {phone} when it ships.",
+    "Gate B12 changed to C4. {first}, please tell {name2} before boarding.",
+    "Questions about version 2.4.1? Ask {name} or open a ticket in queue OPS-17.",
+    "Parking spot 57 is reserved for {name} until March; call {phone} or ask at reception.",
+    "Hello {name},\nyour parcel is waiting at {address}.\nKind regards,\n{name2}",
+    "Name: {name}\nEmail: {email}\nRoom: 3C\nNotes: prefers the morning slot",
+    "Contact {email} or see locker 118 in the basement.",
+    "{name} booked table 12 for 7pm. The confirmation goes to {email}.",
+    "Shift swap: {first} takes bay 4 on Tuesday, {name2} takes bay 6. Questions to {phone}.",
+    "Form 27-B was filed by {name} ({email}) at counter 9.",
+)
+# A second held-out set (split "eval_fresh"), written before the third adapter was trained and
+# not looked at until its evaluation: the first eval set's failures shaped the training frames
+# above, so this one checks that the gains are not fitted to that set.
+FRESH_EVAL_TEMPLATES = (
+    "Hi team, {name} is our new contact for billing; reach her at {email}.",
+    "Lost and found: a blue umbrella. Owner {name} can call {phone}.",
+    "{first}, the plumber is coming to {address} at noon. - {name2}",
+    "Emergency contacts: {name} ({phone}), {name2} ({email2}).",
+    "We refunded {name} and emailed the receipt to {email}; case 3391 is closed.",
+    "Guest list for Saturday: {name}, {name2}. RSVP to {email} by Thursday.",
+    "Driver {name} picked up the load at dock 7 and will deliver to {address}.",
+    "Please update the shipping label: {name}, {address}, tel. {phone}.",
+    "Sorry {first}, I missed your call. Try me at {phone} after 5.",
+    "The lease for {address} lists {name} as the tenant and {name2} as guarantor.",
 )
 HELD_OUT_EVERY = 5  # template i is an eval template when i % 5 == 4
 
 
+SPLITS = ("train", "eval", "eval_fresh")
+_FRAMES = TEMPLATES + TRAIN_ONLY_TEMPLATES + FRESH_EVAL_TEMPLATES
+
+
 def template_ids(split: str) -> list[int]:
-    """Ids of the frames a split draws from: indexes into TEMPLATES, then (train only)
-    len(TEMPLATES) + j for TRAIN_ONLY_TEMPLATES[j]."""
-    if split not in ("train", "eval"):
-        raise ValueError(f"split must be train or eval, got {split!r}")
+    """Ids of the frames a split draws from, indexes into TEMPLATES + TRAIN_ONLY_TEMPLATES +
+    FRESH_EVAL_TEMPLATES: "eval" every fifth of TEMPLATES, "train" the rest of TEMPLATES and
+    TRAIN_ONLY_TEMPLATES, "eval_fresh" FRESH_EVAL_TEMPLATES."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     held = [i for i in range(len(TEMPLATES)) if i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1]
     if split == "eval":
         return held
+    fresh_start = len(TEMPLATES) + len(TRAIN_ONLY_TEMPLATES)
+    if split == "eval_fresh":
+        return list(range(fresh_start, len(_FRAMES)))
     return [i for i in range(len(TEMPLATES)) if i not in held] + \
-        [len(TEMPLATES) + j for j in range(len(TRAIN_ONLY_TEMPLATES))]
+        list(range(len(TEMPLATES), fresh_start))
 
 
 def template(t: int) -> str:
-    return TEMPLATES[t] if t < len(TEMPLATES) else TRAIN_ONLY_TEMPLATES[t - len(TEMPLATES)]
+    return _FRAMES[t]
 
 
 def _phone(fake, rng: random.Random) -> str:

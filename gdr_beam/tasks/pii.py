@@ -74,10 +74,16 @@ def _street_suffixes() -> str:
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}")
 _MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
            r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
+_UNIT = r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit)\.?\s*#?\w+)"
+_CITY_STATE_ZIP = r"(?:,?\s*\n?\s*[A-Z][A-Za-z .'-]{1,40}?,\s+[A-Z]{2}\s+\d{5}(?:-\d{4})?\b)"
+# A house number and capitalised words, then a known street suffix (unit and city optional),
+# or any last word when a unit or a "City, ST 12345" tail follows ("12 Gomez Wild, Lake Ryan,
+# MS 67983", "9 John Towers Suite 428"): such a tail makes it an address whatever the suffix.
 _ADDRESS = re.compile(
     r"\b\d{1,6}(?:\s+[A-Z][A-Za-z'-]*){1,4}\s+(?:" + _street_suffixes() + r")\b\.?"
-    r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit)\.?\s*#?\w+)?"
-    r"(?:,?\s*\n?\s*[A-Z][A-Za-z .'-]{1,40}?,\s+[A-Z]{2}\s+\d{5}(?:-\d{4})?\b)?")
+    + _UNIT + "?" + _CITY_STATE_ZIP + "?"
+    r"|\b\d{1,6}(?:\s+[A-Z][A-Za-z'-]*){1,4}(?:" + _UNIT + _CITY_STATE_ZIP + "?|"
+    + _CITY_STATE_ZIP + ")")
 
 # (category, pattern, validator). Earlier detectors win overlapping spans.
 _DETECTORS: list[tuple[str, re.Pattern, Optional[Callable[[str], bool]]]] = [
