@@ -73,6 +73,18 @@ def test_pii_address_with_an_unknown_street_suffix_needs_a_unit_or_city_tail():
                 if s.category == "street_address"]
 
 
+def test_pii_names_hold_no_digits_or_field_labels_and_the_fallback_keeps_the_period():
+    # spaCy's small model tags "Gate B12" and a form's "Email" label as persons.
+    text = ("Gate B12 changed to C4. Name: Jennifer Jackson\nEmail: jj62@jackson.com\n"
+            "Room: 3C. Parcel at 69338 Martinez Station.")
+    found = {(s.category, s.value) for s in detect_pii(text)}
+    assert found == {("person", "Jennifer Jackson"), ("email", "jj62@jackson.com"),
+                     ("street_address", "69338 Martinez Station.")}
+    out = get_task("pii").fallback("x", text, 0).text
+    assert out.startswith("Gate B12 changed to C4. Name: ") and "\nEmail: " in out
+    assert out.endswith(".") and not out.endswith("..")
+
+
 def test_pii_finds_first_names_standing_alone_but_not_words_or_places():
     # Names the small NER model misses or calls an organisation at the start of a sentence.
     for text, name in [("Thanks Jodi! I forwarded your note.", "Jodi"),

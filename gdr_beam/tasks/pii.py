@@ -177,6 +177,10 @@ _PARTICLES = {"de", "di", "da", "del", "della", "dos", "das", "van", "von", "der
 _NOT_SURNAME = {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
                 "The", "And", "Or", "Team", "Here", "Please", "Thanks", "Regards",
                 "Mr", "Mrs", "Ms", "Miss", "Dr", "Prof"}
+# Labels of form fields ("Email: ...", "Room: 3C"), never a name on their own.
+_FIELD_LABELS = {"name", "email", "e-mail", "mail", "phone", "tel", "mobile", "cell", "fax",
+                 "address", "notes", "note", "room", "subject", "from", "to", "cc", "date",
+                 "company", "title", "contact"}
 _GAP = re.compile(r"[ \t]+")
 _LATIN_NAME = re.compile(r"^[A-Za-zÀ-ÖØ-öø-ɏ][A-Za-zÀ-ÖØ-öø-ɏ'’-]+$")
 
@@ -317,7 +321,9 @@ _LEADING_WORD = re.compile(r"(\S+)\s+")
 def _trim_person(text: str, span: Span) -> Optional[Span]:
     """A name span without edge punctuation, a possessive ("Laura Chen's" -> "Laura Chen", so
     the fake keeps the "'s") or leading common words the NER model took in ("Customer Dennis
-    Boone"), as long as two words stay ("Will Jones" stays whole). None if nothing is left."""
+    Boone"), as long as two words stay ("Will Jones" stays whole). None if nothing is left, or
+    if what is left holds a digit ("Gate B12") or is a form's field label ("Email:"), which the
+    small NER model sometimes tags as a person."""
     start, end = span.start, span.end
     for m in _NAME_EDGE.finditer(text[start:end]):
         if m.start() == 0:
@@ -334,9 +340,11 @@ def _trim_person(text: str, span: Span) -> Optional[Span]:
                 or len(text[m.end():end].split()) < 2:
             break
         start = m.end()
-    if (start, end) == (span.start, span.end):
-        return span
-    return Span(start, end, "person", text[start:end]) if start < end else None
+    value = text[start:end]
+    if start >= end or any(c.isdigit() for c in value) or value.lower() in _FIELD_LABELS:
+        return None
+    return span if (start, end) == (span.start, span.end) else \
+        Span(start, end, "person", value)
 
 
 def detect(text: str, names: bool = True) -> list[Span]:
@@ -452,13 +460,15 @@ def fake_value(category: str, value: str, rng: random.Random) -> str:
     if category == "date_of_birth":
         return _fake_date(value, rng)
     if category == "street_address":
+        # The address pattern takes a dot after the suffix ("St."), which may end the sentence.
+        period = "." if value.endswith(".") else ""
         multiline = "\n" in value
         has_city = bool(re.search(r",\s+[A-Z]{2}\s+\d{5}", value))
 
         def make(f):
             street = f.street_address()
             if not has_city:
-                return street
+                return street.rstrip(".") + period
             return f"{street}{chr(10) if multiline else ', '}{f.city()}, {f.state_abbr()} " \
                    f"{f.postcode()}"
         return _with_faker(rng, make)
