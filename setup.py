@@ -9,7 +9,7 @@ setuptools.setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=setuptools.find_packages(include=["gdr_beam", "gdr_beam.*", "pipelines"]),
-    package_data={"gdr_beam": ["samples/*"]},
+    package_data={"gdr_beam": ["samples/*", "adapters/*/*"]},
     python_requires=">=3.10",
     install_requires=[
         "apache-beam>=2.60",

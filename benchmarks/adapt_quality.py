@@ -55,7 +55,7 @@ _PARSER.add_argument("--split", default="eval", choices=("eval", "eval_fresh"),
 _PARSER.add_argument("--max_new_tokens", type=int, default=160)
 _PARSER.add_argument("--fallback_seed", type=int, default=0)
 _PARSER.add_argument("--temperature", type=float, default=0.0,
-                     help="0 = greedy (Refine's default); Refine's retries sample at 0.7.")
+                     help="First attempt: 0 = greedy; pipelines.refine samples at 0.7.")
 _PARSER.add_argument("--retries", type=int, default=1,
                      help="Retries of a failed rewrite before the fallback (Refine's default).")
 _PARSER.add_argument("--retry_temperature", type=float, default=0.7,

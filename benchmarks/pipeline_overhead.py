@@ -107,7 +107,7 @@ def _run_pipeline() -> dict:
             f.writelines(json.dumps(r) + "\n" for r in records(FLAGS.n))
         job = refine.RefineJob(input=path, output_dir=os.path.join(tmp, "out"), task=TASK,
                                model=FLAGS.model, max_new_tokens=FLAGS.max_new_tokens,
-                               temperature=0.0, seed=SEED,
+                               temperature=0.0, seed=SEED, adapter="none",  # as the engine
                                max_batch_tokens=FLAGS.max_batch_tokens,
                                # The engine side generates once per record; so does this.
                                max_retries=0, progress_interval=1e9)

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from gdr_beam.adapters import adapter_path
 from gdr_beam.generate import Sampler, SamplingParams, row_keys
 from gdr_beam.model import checkpoints
 from gdr_beam.model.config import LlamaConfig
@@ -183,10 +184,12 @@ def load_model(path: Optional[str] = None, *, dtype=None, param_dtype=None,
       $GDR_BEAM_DEVICES=all (set in the accelerator container images) means devices="all".
     max_batch_size / max_batch_tokens: how generate() cuts a list of prompts into batches.
     adapter: a LoRA adapter written by pipelines/adapt.py (its directory or adapter.safetensors,
-      local or gs://): merged into the weights here, once (W += alpha/rank * A @ B), so
-      generation runs at the base model's speed (gdr_beam/adapt/lora.py).
+      local or gs://), or "shipped:TASK" for one shipped in the package (gdr_beam/adapters):
+      merged into the weights here, once (W += alpha/rank * A @ B), so generation runs at the
+      base model's speed (gdr_beam/adapt/lora.py).
     """
     t0 = time.perf_counter()
+    adapter = adapter_path(adapter)
     path = checkpoints.localize(path or checkpoints.default_model_path())
     chosen = resolve_devices(device, devices)
     device = chosen[0]

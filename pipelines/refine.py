@@ -28,6 +28,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
 
 from gdr_beam import report as report_lib
+from gdr_beam.adapters import auto_adapter
 from gdr_beam.beam import io as gio
 from gdr_beam.beam.handler import JaxModelHandler
 from gdr_beam.beam.dedup import Deduplicate, NearDedupConfig
@@ -43,8 +44,10 @@ flags.DEFINE_string("task", "pii", "Refinement task: pii, secrets, toxicity, or 
                     "by --task_module.")
 flags.DEFINE_list("task_module", [], "Modules to import first that register custom tasks, "
                   "e.g. examples.custom_task (see gdr_beam/tasks/base.py).")
-flags.DEFINE_string("adapter", None, "A LoRA adapter written by pipelines.adapt (directory, "
-                    "local or gs://), merged into --model's weights at load.")
+flags.DEFINE_string("adapter", "auto", "LoRA adapter merged into --model's weights at load: a "
+                    "directory written by pipelines.adapt (local or gs://), shipped:TASK, none, "
+                    "or auto: the adapter shipped for --task when --model is the embedded "
+                    "default, else none (gdr_beam/adapters).")
 flags.DEFINE_integer("max_retries", 1, "Times a rewrite that fails verification goes back to "
                      "the model before the deterministic fallback repairs it.")
 flags.DEFINE_enum("dedup", "near", ["none", "exact", "near"],
@@ -59,7 +62,9 @@ flags.DEFINE_string("model", None,
                     "Checkpoint: .gguf or HF safetensors dir, local or gs:// "
                     "(default: the embedded SmolLM2-135M-Instruct).")
 flags.DEFINE_integer("max_new_tokens", 256, "Most tokens generated per example.")
-flags.DEFINE_float("temperature", 0.0, "Sampling temperature; 0 = greedy.")
+flags.DEFINE_float("temperature", 0.7, "Sampling temperature of the first attempt; 0 = greedy. "
+                   "Sampling (seeded per example) keeps the fakes diverse: greedy decoding of "
+                   "the shipped pii adapter reuses a few fake values.")
 flags.DEFINE_integer("seed", 0, "Run seed; each example's key also folds in its id.")
 flags.DEFINE_integer("max_batch_tokens", 8192, "Token budget of one generation batch.")
 flags.DEFINE_integer("num_shards", None, "Output shards (default: from the data size).")
@@ -78,7 +83,7 @@ class RefineJob:
     output_dir: str
     task: str = "pii"
     task_module: tuple = ()
-    adapter: Optional[str] = None
+    adapter: Optional[str] = "auto"
     max_retries: int = 1
     retry_temperature: float = 0.7
     dedup: str = "near"
@@ -88,7 +93,7 @@ class RefineJob:
     id_field: str = "id"
     model: Optional[str] = None
     max_new_tokens: int = 256
-    temperature: float = 0.0
+    temperature: float = 0.7
     seed: int = 0
     max_batch_tokens: int = 8192
     num_shards: Optional[int] = None
@@ -153,6 +158,9 @@ class ProgressHandler(JaxModelHandler):
 
 def build(pipeline, job: RefineJob, started_at: Optional[float] = None):
     """Adds the job's transforms to `pipeline`; returns the report PCollection (one dict)."""
+    if job.adapter == "auto":
+        job = dataclasses.replace(job, adapter=auto_adapter(job.task, job.model))
+        logging.info("adapter auto -> %s", job.adapter or "none")
     read = pipeline | "Read" >> gio.ReadRecords(
         job.input, job.input_format, text_field=job.text_field, id_field=job.id_field,
         split=job.split if (job.input_format or gio.infer_format(job.input)) == "tfds"
@@ -255,6 +263,9 @@ def summary(report: dict, job: RefineJob) -> str:
              f"({verdicts}), {counts['dead_letters']} dead letters, "
              f"{counts['filtered']} filtered, {counts['deduplicated']} deduplicated: "
              f"{'balanced' if report['balanced'] else 'NOT BALANCED'} ({report['balance']})"]
+    config = report.get("config", {})
+    lines.append(f"  model: {config.get('model') or 'embedded SmolLM2-135M-Instruct'}, "
+                 f"adapter: {config.get('adapter') or 'none'}")
     for stage, reasons in report["dead_letters_by_stage"].items():
         lines.append(f"  dead letters at {stage}: "
                      + ", ".join(f"{r} {n}" for r, n in reasons.items()))

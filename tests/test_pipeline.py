@@ -128,6 +128,8 @@ def test_cli_sample_loads_with_tfds(sample_run):
     # The summary names what a user needs next.
     assert "balanced" in stdout and "tfds.builder_from_directory" in stdout
     assert "refined-train.tfrecord-00000-of-00002" in stdout
+    # --adapter=auto (the default) on the embedded model and pii: the shipped adapter.
+    assert "adapter: shipped:pii" in stdout
 
 
 def test_cli_sample_report(sample_run):
