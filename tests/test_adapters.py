@@ -28,6 +28,10 @@ def test_adapter_specs():
     assert auto_adapter("pii", None) == "shipped:pii"
     assert auto_adapter("pii", "/models/llama.gguf") is None
     assert auto_adapter("toxicity", None) is None
+    # The model handler checks its spec when built (the launcher), not on the workers.
+    with pytest.raises(ValueError, match="auto_adapter"):
+        gdr_beam.JaxModelHandler(adapter="auto")
+    assert gdr_beam.JaxModelHandler(adapter="shipped:pii").adapter == "shipped:pii"
 
 
 def test_shipped_adapters_are_small_and_packaged():

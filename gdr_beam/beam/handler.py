@@ -26,6 +26,7 @@ from absl import logging
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from gdr_beam.adapters import adapter_path
 from gdr_beam.batching import request_weight
 
 NAMESPACE = "gdr"
@@ -86,7 +87,8 @@ class JaxModelHandler(ModelHandler[GenerationRequest, PredictionResult, Any]):
     """Generates with a gdr-beam LanguageModel; see the module docstring.
 
     model_path: as `gdr_beam.load_model` (None: the embedded SmolLM2-135M-Instruct).
-    adapter: a LoRA adapter from pipelines/adapt.py, merged into the weights at load.
+    adapter: a LoRA adapter from pipelines/adapt.py or "shipped:TASK" (gdr_beam/adapters),
+      merged into the weights at load.
     max_new_tokens, temperature, top_k, top_p: defaults; RunInference's `inference_args` may
       override them per pipeline, but not raise max_new_tokens above the handler's, since batch
       weights are computed from it before inference_args are seen.
@@ -105,6 +107,8 @@ class JaxModelHandler(ModelHandler[GenerationRequest, PredictionResult, Any]):
             raise ValueError("max_batch_tokens and max_batch_size must be >= 1")
         if model_copies is not None and model_copies < 1:
             raise ValueError(f"model_copies must be >= 1, got {model_copies}")
+        adapter_path(adapter)  # a bad spec fails here, at construction, not on the workers
+        # The spec itself is kept: "shipped:TASK" resolves in each worker's own install.
         self.model_path, self.adapter = model_path, adapter
         self._dtype, self._param_dtype = dtype, param_dtype
         self._defaults = {"max_new_tokens": max_new_tokens, "temperature": temperature,
