@@ -291,6 +291,10 @@ def main():
     result = {"model": args.model or "embedded SmolLM2-135M-Instruct (GGUF)",
               "max_new_tokens": args.max_new_tokens, "max_retries": args.max_retries,
               "seed": args.seed, "tasks": {}}
+    from pipelines import refine  # pylint: disable=import-outside-toplevel
+    # The job's own defaults: the adapter auto-selected per task, first-attempt temperature.
+    result["adapter"] = refine.RefineJob.adapter
+    result["temperature"] = refine.RefineJob.temperature
     with tempfile.TemporaryDirectory() as tmp:
         for task in args.tasks.split(","):
             examples = SETS[task](sizes[task], args.seed)
