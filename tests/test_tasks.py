@@ -68,6 +68,12 @@ def test_pii_address_with_an_unknown_street_suffix_needs_a_unit_or_city_tail():
             ("The keys are at 94565 John Towers Suite 428", "94565 John Towers Suite 428")]:
         found = {(s.category, s.value) for s in detect_pii(text)}
         assert found == {("street_address", address)}, text
+    # A house number with a letter and a UK postcode tail: before, "Baker Street" and
+    # "London" were taken for names and the fallback wrote "221B David Blair, Jessica NW1 6XE".
+    text = "Send it to John Smith, 221B Baker Street, London NW1 6XE. Thanks."
+    assert ("street_address", "221B Baker Street, London NW1 6XE") in \
+        {(s.category, s.value) for s in detect_pii(text)}
+    assert "room 4B" in get_task("pii").fallback("x", "Meet in room 4B, Anna.", 0).text
     # Without such a tail a number and capitalised words are not an address.
     assert not [s for s in detect_pii("Invoice 8841 Paid in full. Room 12 Blue is free.")
                 if s.category == "street_address"]

@@ -75,14 +75,17 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}")
 _MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
            r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
 _UNIT = r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit)\.?\s*#?\w+)"
-_CITY_STATE_ZIP = r"(?:,?\s*\n?\s*[A-Z][A-Za-z .'-]{1,40}?,\s+[A-Z]{2}\s+\d{5}(?:-\d{4})?\b)"
+# "City, ST 12345" (US) or "City NW1 6XE" (UK postcode).
+_CITY_STATE_ZIP = (r"(?:,?\s*\n?\s*[A-Z][A-Za-z .'-]{1,40}?(?:,\s+[A-Z]{2}\s+\d{5}(?:-\d{4})?"
+                   r"|,?\s+[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})\b)")
+_HOUSE = r"\b\d{1,6}[A-Za-z]?"  # "221B Baker Street"
 # A house number and capitalised words, then a known street suffix (unit and city optional),
-# or any last word when a unit or a "City, ST 12345" tail follows ("12 Gomez Wild, Lake Ryan,
+# or any last word when a unit or a city-and-code tail follows ("12 Gomez Wild, Lake Ryan,
 # MS 67983", "9 John Towers Suite 428"): such a tail makes it an address whatever the suffix.
 _ADDRESS = re.compile(
-    r"\b\d{1,6}(?:\s+[A-Z][A-Za-z'-]*){1,4}\s+(?:" + _street_suffixes() + r")\b\.?"
+    _HOUSE + r"(?:\s+[A-Z][A-Za-z'-]*){1,4}\s+(?:" + _street_suffixes() + r")\b\.?"
     + _UNIT + "?" + _CITY_STATE_ZIP + "?"
-    r"|\b\d{1,6}(?:\s+[A-Z][A-Za-z'-]*){1,4}(?:" + _UNIT + _CITY_STATE_ZIP + "?|"
+    r"|" + _HOUSE + r"(?:\s+[A-Z][A-Za-z'-]*){1,4}(?:" + _UNIT + _CITY_STATE_ZIP + "?|"
     + _CITY_STATE_ZIP + ")")
 
 # (category, pattern, validator). Earlier detectors win overlapping spans.
