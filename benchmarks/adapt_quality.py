@@ -2,9 +2,10 @@
 
 The eval set comes from gdr_beam/adapt/synthetic.py with --split=eval (default) or eval_fresh:
 only held-out templates (never seen in training) and its own seed. Both models get the task's
-own prompt and greedy decoding (--temperature to sample). The first attempt measures the model alone; then, as Refine does by default
-(--retries=1), each failed example gets one retry with the verifier's reason in the prompt, a
-new per-example seed and temperature 0.7, and only then the fallback. Per model:
+own prompt and greedy decoding (--temperature to sample). The first attempt measures the
+model alone; then, as Refine does by default (--retries=1), each failed example gets one retry
+with the verifier's reason in the prompt, a new per-example seed and temperature 0.7, and only
+then the fallback. Per model:
 
   pass_without_fallback  share of examples whose first model rewrite passes task.review
                          (verdict rewritten): the model, not the fallback, did the refinement
@@ -96,7 +97,6 @@ def _mean(xs):
 def _attempt(model, task, examples, feedback, attempt, args):
     """One generation attempt over `examples` -> (reviews, accepted flags, rewrites, stats)."""
     from gdr_beam.beam.refine import retry_seed  # pylint: disable=import-outside-toplevel
-    from gdr_beam.tasks import Review  # pylint: disable=import-outside-toplevel
     prompts = [model.apply_chat_template(task.messages(e["text"], feedback=f))
                for e, f in zip(examples, feedback)]
     t0 = time.perf_counter()
@@ -107,14 +107,11 @@ def _attempt(model, task, examples, feedback, attempt, args):
     stats = (time.perf_counter() - t0, sum(len(i) for i in ids))
     reviews, accepted, rewrites = [], [], []
     for e, out, out_ids in zip(examples, outs, ids):
-        rewrite = task.parse(out)
-        if len(out_ids) >= args.max_new_tokens:  # as Refine: a cut-off reply is not accepted
-            review = Review(None, "truncated", "the reply ran to max_new_tokens")
-        else:
-            review = task.review(e["text"], rewrite)
+        # As Refine's Verify: a reply cut at max_new_tokens is not accepted.
+        review = task.review_reply(e["text"], out, len(out_ids) >= args.max_new_tokens)
         reviews.append(review)
         accepted.append(review.accepted is not None and review.accepted.verdict == "rewritten")
-        rewrites.append(rewrite)
+        rewrites.append(task.parse(out))
     return reviews, accepted, rewrites, stats
 
 

@@ -95,6 +95,11 @@ def test_custom_task_registration():
                                  "replacement": "there"},)
     assert task.verify("x", "hi THERE you", "hi THERE you", 0).reason == "leaked_value"
     assert task.verify("x", "hi THERE you", "hi there you", 0).verdict == "unchanged"
+    # A raw reply: cut off at max_new_tokens is never accepted, empty is no rewrite.
+    assert task.review_reply("hi THERE you", "hi Maya you", True).reason == "truncated"
+    assert task.review_reply("hi THERE you", "  \n", False).reason == "no_rewrite"
+    assert task.review_reply("hi THERE you", "hi Maya you", False).accepted.verdict == \
+        "rewritten"
     with pytest.raises(ValueError, match="already registered"):
         register_task("shout_test", Shout)
     with pytest.raises(ValueError, match="unknown task 'nope'"):

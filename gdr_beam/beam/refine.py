@@ -28,7 +28,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from gdr_beam.beam import records as rec
 from gdr_beam.beam.handler import GenerationRequest, JaxModelHandler
 from gdr_beam.beam.io import count
-from gdr_beam.tasks import Review, get_task
+from gdr_beam.tasks import get_task
 
 DEAD = "dead_letter"
 RETRY = "retry"
@@ -129,12 +129,8 @@ class _Verify(beam.DoFn):
         generation = result.inference
         name = self._task_obj.name
         try:
-            if generation.hit_max_tokens:
-                review = Review(None, "truncated", "the reply ran to max_new_tokens")
-            else:
-                rewrite = self._task_obj.parse(generation.text) \
-                    if generation.text.strip() else None
-                review = self._task_obj.review(record["text"], rewrite)
+            review = self._task_obj.review_reply(record["text"], generation.text,
+                                                 generation.hit_max_tokens)
             check = review.accepted
             if check is None:
                 count("verify", f"{name}/failed/{review.reason}")

@@ -272,6 +272,13 @@ class Task(abc.ABC):
             return Review(Verification("unchanged", original))
         return Review(Verification("rewritten", rewrite, diff_changes(original, rewrite, spans)))
 
+    def review_reply(self, original: str, reply: str, hit_max_tokens: bool) -> Review:
+        """`review` of a model reply as generated: one cut off at max_new_tokens is never
+        accepted (its end is missing), an empty one is no rewrite."""
+        if hit_max_tokens:
+            return Review(None, "truncated", "the reply ran to max_new_tokens")
+        return self.review(original, self.parse(reply) if reply.strip() else None)
+
     def fallback(self, example_id: str, original: str, seed: int,
                  reason: str = "") -> Verification:
         """Every detected span replaced by `replacement`, the same value by the same fake.
