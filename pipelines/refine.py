@@ -28,7 +28,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
 
 from gdr_beam import report as report_lib
-from gdr_beam.adapters import auto_adapter
+from gdr_beam.adapters import AUTO, auto_adapter
 from gdr_beam.beam import io as gio
 from gdr_beam.beam.handler import JaxModelHandler
 from gdr_beam.beam.dedup import Deduplicate, NearDedupConfig
@@ -44,7 +44,7 @@ flags.DEFINE_string("task", "pii", "Refinement task: pii, secrets, toxicity, or 
                     "by --task_module.")
 flags.DEFINE_list("task_module", [], "Modules to import first that register custom tasks, "
                   "e.g. examples.custom_task (see gdr_beam/tasks/base.py).")
-flags.DEFINE_string("adapter", "auto", "LoRA adapter merged into --model's weights at load: a "
+flags.DEFINE_string("adapter", AUTO, "LoRA adapter merged into --model's weights at load: a "
                     "directory written by pipelines.adapt (local or gs://), shipped:TASK, none, "
                     "or auto: the adapter shipped for --task when --model is the embedded "
                     "default, else none (gdr_beam/adapters).")
@@ -83,7 +83,7 @@ class RefineJob:
     output_dir: str
     task: str = "pii"
     task_module: tuple = ()
-    adapter: Optional[str] = "auto"
+    adapter: Optional[str] = AUTO
     max_retries: int = 1
     retry_temperature: float = 0.7
     dedup: str = "near"
@@ -158,7 +158,7 @@ class ProgressHandler(JaxModelHandler):
 
 def build(pipeline, job: RefineJob, started_at: Optional[float] = None):
     """Adds the job's transforms to `pipeline`; returns the report PCollection (one dict)."""
-    if job.adapter == "auto":
+    if job.adapter == AUTO:
         job = dataclasses.replace(job, adapter=auto_adapter(job.task, job.model))
         logging.info("adapter auto -> %s", job.adapter or "none")
     read = pipeline | "Read" >> gio.ReadRecords(

@@ -23,6 +23,7 @@ import os
 from typing import Optional
 
 SHIPPED = ("pii",)
+AUTO = "auto"  # resolved per job by `auto_adapter`, never loaded as such
 _PREFIX = "shipped:"
 _NONE = ("", "none")
 
@@ -45,9 +46,9 @@ def adapter_path(adapter: Optional[str]) -> Optional[str]:
         return None
     if adapter.startswith(_PREFIX):
         return shipped_path(adapter[len(_PREFIX):])
-    if adapter == "auto":
-        raise ValueError("adapter 'auto' depends on the job's task and model: resolve it with "
-                         "gdr_beam.adapters.auto_adapter(task, model) first")
+    if adapter == AUTO:
+        raise ValueError(f"adapter {AUTO!r} depends on the job's task and model: resolve it "
+                         "with gdr_beam.adapters.auto_adapter(task, model) first")
     return adapter
 
 
