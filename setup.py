@@ -9,7 +9,7 @@ setuptools.setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=setuptools.find_packages(include=["gdr_beam", "gdr_beam.*", "pipelines"]),
-    package_data={"gdr_beam": ["samples/*", "adapters/*/*"]},
+    package_data={"gdr_beam": ["samples/*", "adapters/*/*", "tasks/data/*"]},
     python_requires=">=3.10",
     install_requires=[
         "apache-beam>=2.60",
@@ -43,6 +43,9 @@ setuptools.setup(
         "english-words>=2.0",
         "faker>=25",  # realistic fake names, addresses, emails for the pii fallback
         "detect-secrets>=1.5",  # Yelp's secret detectors for the secrets task
+        # Reads gitleaks' rule file (TOML), shipped as data for the secrets task; the standard
+        # library has tomllib from 3.11 on.
+        "tomli>=1.1; python_version < '3.11'",
         "better-profanity>=0.7",  # bundled profanity word list (with leetspeak) for toxicity
         "datasketch>=2.0",  # MinHash for near dedup: seeded, serialisable permutations
         # AdamW, gradient accumulation and schedules for gdr_beam/adapt (LoRA fine-tuning):

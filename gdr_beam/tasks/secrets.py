@@ -1,16 +1,26 @@
 """`secrets`: replace API keys, tokens, passwords, private keys and connection strings in source
 code and config files with fake values of the same format, so the code stays valid.
 
-Detectors: Yelp's `detect-secrets` plugins line by line (AWS, GitHub, Stripe, Slack, JWT,
-private keys, keyword assignments, basic-auth URLs, ...; its high-entropy plugins only for
-quoted strings of 20+ characters above its own entropy limits, since on single lines they fire
-on every identifier), plus regexes for what it reports only in part: whole private-key blocks,
-the password of a connection string, known token prefixes.
+Detectors, in order of trust (where two overlap, the first wins):
+  1. gitleaks' maintained rule set, shipped as data (`data/gitleaks.toml`, MIT, version in
+     `data/README.md`; `secret_rules`): ~220 vendor token formats with their keywords,
+     entropy limits and allowlists, id+secret pairs, webhook URLs, private-key blocks;
+  2. our regexes for what they report only in part: whole PEM/PGP/OpenSSH private-key blocks
+     (also those gitleaks' stopwords let through), the password of a connection string,
+     GitHub/OpenAI/Slack token shapes, `password = "..."` assignments;
+  3. Yelp's `detect-secrets` plugins line by line (keywords; its high-entropy plugins only for
+     quoted strings of 20+ characters above its own entropy limits, since on single lines they
+     fire on every identifier).
+What is not a secret is left alone (`harmless`): documented placeholders (`YOUR_API_KEY`,
+`changeme`, `user:password@localhost`, AWS's `...EXAMPLE` key), checksums and digests
+(`integrity: sha512-...`, `sha256 = ...`, `source_code_hash`, `image@sha256:...`, commit SHAs),
+public keys and certificates (PEM public blocks, `ssh-ed25519 AAAA...`, JWK `n`/`e`), and
+UUID- or digest-shaped values that only a generic detector found with no secret named on
+their line. Of a private key only the body between the armour lines is a secret, of a JWT only
+its signature (header and claims still decode).
 
-A fake keeps the value's prefix (`AKIA`, `ghp_`, `sk_live_`, `xoxb-`), length and character
-classes (hex stays hex, digits stay digits), so parsers, length checks and syntax highlighters
-see the same shape. Beyond the shared checks, a rewrite of code that parsed (Python, JSON) must
-still parse.
+Fakes are format-true (`secret_fakes`): vendor prefix, length, alphabet and checksum kept.
+Beyond the shared checks, a rewrite of code that parsed (Python, JSON) must still parse.
 """
 
 from __future__ import annotations
@@ -18,12 +28,11 @@ from __future__ import annotations
 import ast
 import functools
 import json
-import math
 import random
 import re
-import string
 from typing import Optional
 
+from gdr_beam.tasks import secret_fakes, secret_rules
 from gdr_beam.tasks.base import Span, Task, few_shot_messages, register_task
 
 SYSTEM = (
@@ -37,27 +46,88 @@ EXAMPLE_OUT = 'GITHUB_TOKEN = "ghp_Q8xLm2Vt7KpZc9Rw4YhN6sBd3FgJ1aUe5Ti0oP"\nretr
 RETRY = ("Your previous rewrite was rejected: {feedback}. Rewrite the code again: replace only "
          "the secret values with fakes of the same format, keep everything else.")
 
-# Prefixes a fake keeps verbatim: they name the key type, not the secret.
-_PREFIX = re.compile(r"^(?:AKIA|ASIA|AIza|ghp_|gho_|ghu_|ghs_|ghr_|github_pat_|glpat-|"
-                     r"sk_live_|sk_test_|rk_live_|pk_live_|sk-(?:proj-)?|xox[abposr]-|SG\.|eyJ)")
 _REGEXES = [
-    ("private_key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----\s*\n"
-                               r"((?:[A-Za-z0-9+/=]+\s*\n)+?)-----END [A-Z ]*PRIVATE KEY-----")),
+    # Our own regexes, for what a line scanner reports only in part.
     ("connection_string", re.compile(r"\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@'\"]+:([^\s@'\"/]{3,})@")),
-    ("token", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|\bAIza[0-9A-Za-z_-]{35}\b|"
-                         r"\bgh[pousr]_[0-9A-Za-z]{36,}\b|\bgithub_pat_[0-9A-Za-z_]{50,}\b|"
-                         r"\bglpat-[0-9A-Za-z_-]{20}\b|\b[sr]k_(?:live|test)_[0-9A-Za-z]{16,}\b|"
-                         r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}\b|\bxox[abposr]-[0-9A-Za-z-]{10,}\b|"
-                         r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    ("token", re.compile(r"\bgh[pousr]_[0-9A-Za-z]{36,}\b|\bgithub_pat_[0-9A-Za-z_]{50,}\b|"
+                         r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}\b|\bxox[abposr]-[0-9A-Za-z-]{10,}\b")),
     # key = "value" where the key names a secret: the quoted value (group 1).
     ("password", re.compile(r"(?i)(?:passw(?:or)?d|pwd|secret|api[_-]?key|apikey|token|"
                             r"access[_-]?key|auth)[\w-]*[\"']?\s*[:=]\s*[\"']([^\"'\s]{6,})[\"']")),
 ]
 _QUOTED = re.compile(r"[\"']([A-Za-z0-9+/=_.-]{20,})[\"']")
-# Plugin results that are whole values (others, e.g. "Private Key" = the BEGIN line, are
-# covered by the regexes above).
+# detect-secrets' results that are whole values, with the entropy they must pass (its
+# high-entropy plugins fire on every identifier of a single line otherwise).
 _HIGH_ENTROPY = {"Base64 High Entropy String": 4.5, "Hex High Entropy String": 3.0}
-_NOT_A_VALUE = {"Private Key"}  # reports the BEGIN line; the block regex takes the body
+_NOT_A_VALUE = {"Private Key"}  # reports the BEGIN line; the block rule takes the body
+# gitleaks rules that match anything keyed like a secret (no vendor format): their findings
+# are generic, like detect-secrets' keyword and entropy plugins.
+_GENERIC_RULES = {"generic-api-key"}
+
+# --- what is not a secret -----------------------------------------------------------------------
+# A value the docs use as a placeholder, or a default nobody guards.
+_PLACEHOLDER = re.compile(
+    r"(?i)example|placeholder|change[_-]?me|your[_-]?[a-z]|xxxx|\*{3}|redacted|replace[_-]?me|"
+    r"insert[_-]|dummy|<[^>]*>|^\$\{?\w+\}?$|\{\{|^%\w+%$|^(.)\1+$")
+_PLACEHOLDER_WORDS = {"password", "passwd", "pass", "secret", "admin", "root", "test", "testing",
+                      "postgres", "mysql", "user", "guest", "pwd", "123456", "12345678",
+                      "password123", "qwerty", "foobar", "foo", "bar", "default", "token",
+                      "apikey", "api_key", "secretkey", "secret_key", "mypassword", "letmein",
+                      "sample", "null", "none", "true", "false", "undefined"}
+# The key or words just before a value that say it is a checksum or a public value.
+_DIGEST_CONTEXT = re.compile(
+    r"(?i)(?:sha-?(?:1|224|256|384|512)|md5|checksum|digest|hash|integrity|etag|\bcommit\b|"
+    r"revision|\brev\b|\bref\b|fingerprint|crc32|\bsum\b|public[_-]?key|pubkey|certificate)"
+    r"[^\n]{0,40}$")
+_DIGEST_PREFIX = re.compile(r"(?i)(?:sha(?:1|224|256|384|512)|md5)[-:=]$")
+_SECRET_WORD = re.compile(r"(?i)passw|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|"
+                          r"private|auth|credential|\bcreds?\b")
+_JWK_PUBLIC = re.compile(r"[\"'](?:n|e|x|y|x5c|x5t|x5t#S256|kid|crv|kty|alg|use)[\"']\s*:\s*\[?\s*[\"']?$")
+_PUBLIC_BLOCK = re.compile(r"-----BEGIN (?:[A-Z ]*PUBLIC KEY(?: BLOCK)?|CERTIFICATE|"
+                           r"CERTIFICATE REQUEST|X509 CRL)-----[\s\S]*?-----END [A-Z0-9 ]+-----")
+_SSH_PUBLIC = re.compile(r"\b(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-nistp\d+|sk-ssh-ed25519@openssh\.com)"
+                         r" AAAA[A-Za-z0-9+/]+={0,3}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_DIGEST_SHAPE = re.compile(r"[0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{56}|[0-9a-f]{64}|[0-9a-f]{96}|"
+                           r"[0-9a-f]{128}|[0-9A-F]{40}|[0-9A-F]{64}")
+_JWT = re.compile(r"(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.)([A-Za-z0-9_-]{8,})")
+_KEY_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?)-----((?:\\n|\r?\n)"
+                        r"[\s\S]*?)(?:\\n|\r?\n)-----END \1-----")
+_ARMOUR_HEADER = re.compile(r"(?:[A-Za-z-]+: [^\n\\]*(?:\\n|\r?\n))+(?:\\n|\r?\n)?")
+
+
+def placeholder(value: str) -> bool:
+    return bool(_PLACEHOLDER.search(value)) or value.lower() in _PLACEHOLDER_WORDS
+
+
+def harmless(text: str, start: int, end: int, generic: bool) -> bool:
+    """Whether text[start:end], found by some detector, is a known non-secret: a placeholder,
+    a checksum or digest, a public key or certificate, or (from a generic detector) a
+    digest- or UUID-shaped value with no secret named on its line."""
+    value = text[start:end]
+    if placeholder(value):
+        return True
+    line_start = text.rfind("\n", 0, start) + 1
+    before = text[line_start:start]
+    if _DIGEST_PREFIX.search(before) or re.match(r"(?i)(?:sha(?:1|256|384|512)|md5)[-:]", value):
+        return True  # integrity "sha512-...", image@sha256:..., sha1:...
+    if _DIGEST_CONTEXT.search(before) and not _SECRET_WORD.search(before[-40:]):
+        return True
+    if _JWK_PUBLIC.search(before):
+        return True
+    for m in _JWT.finditer(text, max(0, line_start)):
+        if m.start() <= start and end <= m.end(1):
+            return True  # a JWT's header or claims: only its signature is secret
+    for pattern in (_PUBLIC_BLOCK, _SSH_PUBLIC):
+        for m in pattern.finditer(text):
+            if m.start() <= start and end <= m.end():
+                return True
+    line_end = text.find("\n", end)
+    line = text[line_start:line_end if line_end >= 0 else len(text)]
+    if generic and (_UUID.fullmatch(value) or _DIGEST_SHAPE.fullmatch(value)) \
+            and not _SECRET_WORD.search(line):
+        return True
+    return False
 
 
 @functools.lru_cache(maxsize=None)
@@ -67,64 +137,75 @@ def _scanner():
     return scan_line, default_settings
 
 
-def _entropy(value: str) -> float:
-    counts = {c: value.count(c) for c in set(value)}
-    return -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+def _narrow(text: str, start: int, end: int) -> tuple[int, int, str]:
+    """What of a finding must change: a private-key block's body (armour and PGP/PEM headers
+    stay), a JWT's signature (header and claims stay, so the token still decodes)."""
+    block = _KEY_BLOCK.search(text, start, end)
+    if block:
+        body_start = block.start(2)
+        header = re.match(r"(?:\\n|\r?\n)" + _ARMOUR_HEADER.pattern, text[body_start:block.end(2)])
+        lead = re.match(r"\\n|\r?\n", text[body_start:])
+        body_start += header.end() if header else lead.end()
+        return body_start, block.end(2), "private_key"
+    jwt = _JWT.fullmatch(text, start, end) or _JWT.search(text, start, end)
+    if jwt and jwt.start() == start:
+        return jwt.start(2), jwt.end(2), "jwt_signature"
+    return start, end, ""
 
 
 def detect(text: str) -> list[Span]:
     spans: list[Span] = []
 
-    def add(start: int, end: int, category: str):
-        if end > start and not any(s.overlaps(start, end) for s in spans):
-            spans.append(Span(start, end, category, text[start:end]))
+    def add(start: int, end: int, category: str, generic: bool):
+        while end - start > 2 and text[start] == text[end - 1] and text[start] in "\"'`":
+            start, end = start + 1, end - 1  # a rule that takes the quotes too
+        start, end, narrowed = _narrow(text, start, end)
+        category = narrowed or category
+        if end - start < 6 or any(s.overlaps(start, end) for s in spans):
+            return
+        if narrowed != "private_key" and harmless(text, start, end, generic):
+            return
+        spans.append(Span(start, end, category, text[start:end]))
 
+    findings = secret_rules.load().scan(text)
+    # Vendor formats first: where a generic rule overlaps one, the vendor's span and name win.
+    for f in sorted(findings, key=lambda f: (f.rule_id in _GENERIC_RULES, f.start)):
+        add(f.start, f.end, f.rule_id, f.rule_id in _GENERIC_RULES)
+    for m in _KEY_BLOCK.finditer(text):  # also blocks gitleaks' stopwords let through
+        add(m.start(), m.end(), "private_key", False)
     for category, pattern in _REGEXES:
         for m in pattern.finditer(text):
             group = 1 if pattern.groups else 0
-            add(m.start(group), m.end(group), category)
+            add(m.start(group), m.end(group), category, category == "password")
     scan_line, default_settings = _scanner()
     offset = 0
     with default_settings():
         for line in text.splitlines(keepends=True):
-            found = list(scan_line(line))
-            for secret in found:
+            for secret in scan_line(line):
                 value = secret.secret_value or ""
                 if secret.type in _NOT_A_VALUE:
                     continue
                 limit = _HIGH_ENTROPY.get(secret.type)
                 if len(value) < 8 or (limit is not None and (
-                        len(value) < 20 or _entropy(value) < limit
+                        len(value) < 20 or secret_rules.shannon_entropy(value) < limit
                         or not _QUOTED.search(line))):
                     continue
                 for m in re.finditer(re.escape(value), line):
-                    add(offset + m.start(), offset + m.end(), "secret")
+                    add(offset + m.start(), offset + m.end(), "secret", True)
             offset += len(line)
     return sorted(spans, key=lambda s: s.start)
 
 
-def fake_secret(value: str, rng: random.Random) -> str:
-    """Same prefix, length, line breaks and character classes; hex stays hex."""
-    prefix = _PREFIX.match(value)
-    head = prefix.group() if prefix else ""
-    body = value[len(head):]
-    hex_only = bool(re.fullmatch(r"[0-9a-f]+", body)) or bool(re.fullmatch(r"[0-9A-F]+", body))
-    out = []
-    for c in body:
-        if c.isdigit():
-            out.append(rng.choice(string.digits))
-        elif hex_only and c in "abcdef":
-            out.append(rng.choice("abcdef0123456789"))
-        elif hex_only and c in "ABCDEF":
-            out.append(rng.choice("ABCDEF0123456789"))
-        elif c.islower():
-            out.append(rng.choice(string.ascii_lowercase))
-        elif c.isupper():
-            out.append(rng.choice(string.ascii_uppercase))
-        else:
-            out.append(c)  # separators, '=' padding, '.', line breaks keep the structure
-    fake = head + "".join(out)
-    return fake if fake != value else head + "".join(reversed(out))
+def vendor(category: str) -> bool:
+    """Whether a span's category is a vendor format (a gitleaks rule other than the generic
+    one), whose word prefix (`pscale_tkn_`) is public structure."""
+    return category not in _GENERIC_RULES and category not in {
+        "connection_string", "token", "password", "secret", "private_key", "jwt_signature"}
+
+
+def fake_secret(value: str, rng: random.Random, category: str = "secret") -> str:
+    """A format-true fake (see secret_fakes): same prefix, length, alphabet, checksum."""
+    return secret_fakes.fake(value, category, rng, vendor(category))
 
 
 def _parses(text: str) -> bool:
@@ -154,8 +235,13 @@ class SecretsTask(Task):
     def detect(self, text: str) -> list[Span]:
         return detect(text)
 
+    def kind(self, span: Span) -> str:
+        # Categories are rule names; a fake may match a sibling rule (a GitHub token found by
+        # our regex in the original, by gitleaks' rule in the fake): one secret either way.
+        return "secret"
+
     def replacement(self, span: Span, rng: random.Random) -> str:
-        return fake_secret(span.value, rng)
+        return fake_secret(span.value, rng, span.category)
 
     def check(self, original, spans, rewrite):
         reason, detail = super().check(original, spans, rewrite)

@@ -1,0 +1,96 @@
+"""secrets: the gitleaks rule set loaded as data, what is left alone, format-true fakes."""
+
+import base64
+import json
+import random
+import re
+
+from gdr_beam.tasks import get_task, secret_fakes, secret_rules
+from gdr_beam.tasks.secrets import detect
+
+# Secret values are trufflehog / gitleaks-style test fixtures, not live credentials.
+VENDOR = {
+    "sendgrid": 'SENDGRID_API_KEY=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',
+    "slack-webhook": 'url: "https://hooks.slack.com/services/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"',
+    "digitalocean": 'DO_TOKEN = "dop_v1_3f7c2b9d1e8a4f6c0b5d7e9a1c3f5b7d9e1a3c5f7b9d1e3a5c7f9b1d3e5a7c9b"',
+    "gcp": 'const key = "AIzaSyD4xQ7mN2pL9vR3kT8wY1zB6cF0hJ5gE2u";',
+    "hf": 'HF_TOKEN: hf_kQ3wZ8xN5pL2mR7vT9yB4cF6hJ1gD0sAeU',
+    "stripe": 'stripe.api_key = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"',
+}
+
+
+def test_rules_load_from_the_shipped_config():
+    rules = secret_rules.load()
+    assert len(rules.rules) >= 200  # every regex compiled (load raises otherwise)
+    # RE2 flag groups in the middle become scoped groups.
+    assert secret_rules.re2_to_python(r"\b(p8e-(?i)[a-z0-9]{32})(?:x|$)") == \
+        r"\b(p8e-(?i:[a-z0-9]{32}))(?:x|$)"
+    assert secret_rules.re2_to_python(r"pat[[:alnum:]]{14}\z") == r"pat[a-zA-Z0-9]{14}\Z"
+
+
+def test_vendor_formats_found_and_faked_in_format():
+    task = get_task("secrets")
+    for name, line in VENDOR.items():
+        spans = detect(line)
+        assert spans, name
+        out = task.fallback(name, line, seed=0)
+        for s in spans:
+            assert s.value not in out.text, name
+        for c in out.changes:
+            old = line[c["start"]:c["end"]]
+            new = c["replacement"]
+            assert len(new) == len(old), name
+            assert new[:3] == old[:3], name  # the vendor prefix
+        assert not task.check(line, spans, out.text)[0], name
+
+
+def test_lookalikes_left_alone():
+    harmless = [
+        '"integrity": "sha512-7HHrEK9QPM1qWlc4FVvU3aRK8f4dT5Cp0WU9pQZ9BftT8CMM1XgWOdbKAV1aRMz+4OR6y8aL7n9H8VQNEG3y0g=="',
+        'source_code_hash = "kX1n0dF3mZr9Yb8vQ2pL7wT4sH6cJ5eA0uI3oN1gR8k="',
+        'sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"',
+        "FROM nginx@sha256:0d17b565c37bcbd895e9d92315a05c1c3c9a29f762b011a10c54a66cd53c9b31",
+        'request_id = "3fa85f64-5717-4562-b3fc-2c963f66afa6"',
+        "rev: e83c5163316f89bfbde7d9ab23ca2e25604af290",
+        'DATABASE_URL = "postgres://user:password@localhost:5432/app"',
+        'api_key = "YOUR_API_KEY"',
+        "ADMIN_PASSWORD=changeme",
+        'aws_access_key_id = "AKIAIOSFODNN7EXAMPLE"',
+        '{"kty": "RSA", "e": "AQAB", "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"}',
+        "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu1SU1LfVLPHCozMxH2Mo\n-----END PUBLIC KEY-----",
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ci@host",
+    ]
+    for text in harmless:
+        assert detect(text) == [], text
+
+
+def test_github_token_checksum_and_jwt_still_decodes():
+    rng = random.Random(0)
+    token = secret_fakes.github_token("ghp_", 36, rng)
+    assert re.fullmatch(r"ghp_[0-9A-Za-z]{36}", token) and secret_fakes.github_checksum_ok(token)
+    assert not secret_fakes.github_checksum_ok(token[:-1] + ("A" if token[-1] != "A" else "B"))
+
+    jwt = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwiaWF0IjoxNTE2MjM5MDIyfQ"
+           ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c")
+    text = f'Authorization = "Bearer {jwt}"'
+    out = get_task("secrets").fallback("j", text, seed=1).text
+    new = re.search(r"Bearer (\S+)\"", out).group(1)
+    header, claims, signature = new.split(".")
+    assert (header, claims) == tuple(jwt.split(".")[:2]) and signature != jwt.split(".")[2]
+    assert json.loads(base64.urlsafe_b64decode(claims + "=="))["sub"] == "1234567890"
+
+
+def test_pgp_block_keeps_armour_and_checksum():
+    body = base64.b64encode(bytes(range(200))).decode()
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    crc = base64.b64encode(secret_fakes._crc24(bytes(range(200))).to_bytes(3, "big")).decode()
+    text = ("-----BEGIN PGP PRIVATE KEY BLOCK-----\nVersion: GnuPG v2\n\n" + "\n".join(lines)
+            + f"\n={crc}\n-----END PGP PRIVATE KEY BLOCK-----\n")
+    out = get_task("secrets").fallback("k", text, seed=0).text
+    assert out.startswith("-----BEGIN PGP PRIVATE KEY BLOCK-----\nVersion: GnuPG v2\n\n")
+    assert out.endswith("-----END PGP PRIVATE KEY BLOCK-----\n")
+    new_lines = out.splitlines()[3:-2]
+    assert [len(x) for x in new_lines] == [len(x) for x in lines] and new_lines != lines
+    data = base64.b64decode("".join(new_lines))
+    new_crc = out.splitlines()[-2]
+    assert new_crc == "=" + base64.b64encode(secret_fakes._crc24(data).to_bytes(3, "big")).decode()
