@@ -1,10 +1,16 @@
 """secrets: the gitleaks rule set loaded as data, what is left alone, format-true fakes."""
 
 import base64
+import glob
 import json
 import random
 import re
+import tempfile
 
+import apache_beam as beam
+
+from gdr_beam.beam.handler import JaxModelHandler
+from gdr_beam.beam.refine import Refine
 from gdr_beam.tasks import get_task, secret_fakes, secret_rules
 from gdr_beam.tasks.secrets import detect
 
@@ -94,3 +100,35 @@ def test_pgp_block_keeps_armour_and_checksum():
     data = base64.b64decode("".join(new_lines))
     new_crc = out.splitlines()[-2]
     assert new_crc == "=" + base64.b64encode(secret_fakes._crc24(data).to_bytes(3, "big")).decode()
+
+
+class _NoModel(JaxModelHandler):
+    """A handler that fails the job if the model is loaded or asked at all."""
+
+    def load_model(self):
+        raise AssertionError("the model was loaded")
+
+    def run_inference(self, batch, model, inference_args=None):
+        raise AssertionError("the model was asked")
+
+
+def test_secrets_job_skips_the_model_pass():
+    """use_model=False (measured: the 135M model's secrets rewrites almost never pass): the
+    job refines every example with the fallback, never loads or asks the model."""
+    assert get_task("secrets").use_model is False and get_task("toxicity").use_model
+    records = [{"id": "s", "text": VENDOR["stripe"]}, {"id": "c", "text": "retries = 3\n"},
+               {"id": "e", "text": ""}]
+    with tempfile.TemporaryDirectory() as tmp:
+        with beam.Pipeline() as p:
+            refined, dead = (p | beam.Create(records)
+                             | Refine(task="secrets", model_handler=_NoModel(max_new_tokens=8),
+                                      max_new_tokens=8))
+            refined | "o" >> beam.Map(json.dumps) | "wo" >> beam.io.WriteToText(tmp + "/out")
+            dead | "d" >> beam.Map(lambda d: d.id) | "wd" >> beam.io.WriteToText(tmp + "/dead")
+        outs = {o["id"]: o for path in glob.glob(tmp + "/out*") for o in map(json.loads, open(path))}
+        dead_ids = [line.strip() for path in glob.glob(tmp + "/dead*") for line in open(path)]
+    assert dead_ids == ["e"]  # empty text: a dead letter from the read stage, as always
+    assert (outs["s"]["verdict"], outs["s"]["model"]) == ("fallback", "")
+    assert "sk_live_4eC39HqLyjWDarjtT1zdp7dc" not in outs["s"]["text"]
+    assert outs["s"]["text"].startswith('stripe.api_key = "sk_live_')
+    assert (outs["c"]["verdict"], outs["c"]["text"]) == ("unchanged", "retries = 3\n")

@@ -149,12 +149,42 @@ class _Verify(beam.DoFn):
                         f"task {name} rejected the example after the model's rewrite failed "
                         f"({review.reason}: {review.detail})")
             return
-        out = {k: v for k, v in record.items() if k not in ("id", "text")}
-        out.update(id=record["id"], text=check.text,
-                   original_sha256=rec.text_sha256(record["text"]),
-                   task=name, model=result.model_id or "", verdict=check.verdict,
-                   changes=json.dumps(list(check.changes), sort_keys=True, ensure_ascii=False))
-        yield out
+        yield _output(record, check, name, result.model_id or "")
+
+
+def _output(record: dict, check, task_name: str, model_id: str) -> dict:
+    """The output contract's record for an emitted verification."""
+    out = {k: v for k, v in record.items() if k not in ("id", "text")}
+    out.update(id=record["id"], text=check.text, original_sha256=rec.text_sha256(record["text"]),
+               task=task_name, model=model_id, verdict=check.verdict,
+               changes=json.dumps(list(check.changes), sort_keys=True, ensure_ascii=False))
+    return out
+
+
+class _Direct(beam.DoFn):
+    """record -> output-contract record or dead letter, refined without the model: the task's
+    `use_model` is False (see Task.direct). `model` stays empty: no model touched it."""
+
+    def __init__(self, task, seed: int):
+        self._task, self._seed = task, seed
+
+    def setup(self):
+        self._task_obj = get_task(self._task)
+
+    def process(self, record):
+        name = self._task_obj.name
+        try:
+            check = self._task_obj.direct(record["id"], record["text"], self._seed)
+        except Exception as e:  # a verifier bug must not take the job down
+            yield _dead(record, "verify", "verify_error", f"{type(e).__name__}: {e}")
+            return
+        count("verify", f"{name}/model_skipped")
+        count("verify", f"{name}/{check.verdict}")
+        if check.verdict == "rejected":
+            yield _dead(record, "verify", check.reason or "rejected",
+                        f"task {name} rejected the example (model pass skipped)")
+            return
+        yield _output(record, check, name, "")
 
 
 def _failed_batch_to_dead(element):
@@ -204,6 +234,11 @@ class Refine(beam.PTransform):
         normalized = pcoll | "Normalize" >> beam.ParDo(
             _Normalize(self._text_field, self._id_field)).with_outputs(DEAD, main="records")
         dead = [normalized[DEAD]]
+        if not get_task(self._task).use_model:  # no prompt, no model load, no generation
+            direct = normalized.records | "Direct" >> beam.ParDo(
+                _Direct(self._task, self._seed)).with_outputs(DEAD, main="refined")
+            return RefineResult(direct.refined,
+                                dead + [direct[DEAD]] | "DeadLetters" >> beam.Flatten())
         refined = []
         pending = normalized.records
         for attempt in range(self._max_retries + 1):

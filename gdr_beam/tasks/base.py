@@ -208,6 +208,11 @@ class Task(abc.ABC):
     (call super first) and `fallback` to change the repair (e.g. reject instead)."""
 
     name: str = ""
+    # Whether the model is asked at all. A task sets it False when its fallback replaces
+    # every detected value exactly and the model was measured to (almost) never pass
+    # verification: then `direct` refines every example without the model pass (most of a
+    # job's time) and Refine sends no prompt. Set it back to True once an adapter passes.
+    use_model: bool = True
     min_words_kept: float = 0.7  # share of the other words a rewrite must keep
     # More words than this (x original, + slack for short texts) is added content: chatter,
     # an answer to an instruction inside the text, a continuation.
@@ -303,6 +308,15 @@ class Task(abc.ABC):
 
         text, changes = replace_spans(original, self.spans(original), fake)
         return Verification("fallback", text, changes, reason)
+
+    def direct(self, example_id: str, original: str, seed: int) -> Optional[Verification]:
+        """The verification of an example refined without the model, or None when the model
+        is to be asked (`use_model`). Nothing detected: `unchanged`; else the fallback."""
+        if self.use_model:
+            return None
+        if not self.spans(original):
+            return Verification("unchanged", original)
+        return self.fallback(example_id, original, seed, "model_skipped")
 
     def verify(self, example_id: str, original: str, rewrite: Optional[str],
                seed: int) -> Verification:

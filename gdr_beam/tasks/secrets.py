@@ -227,6 +227,12 @@ def _parses(text: str) -> bool:
 
 class SecretsTask(Task):
     name = "secrets"
+    # The model pass is skipped (base.Task.use_model): the fallback replaces every detected
+    # value with a format-true fake, and the prompted 135M model's rewrites were measured to
+    # almost never pass verification (1 of 138 snippets in issue 16's held-out run, 59,082
+    # generated tokens for that one; benchmarks/secrets_toxicity_quality.py --model_subset
+    # re-measures it). There is no secrets adapter yet; set True when one passes.
+    use_model = False
     min_words_kept = 0.8  # code: nearly every identifier must stay
 
     def messages(self, text: str, feedback: Optional[str] = None) -> list[dict]:
