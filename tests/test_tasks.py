@@ -212,11 +212,12 @@ def test_toxicity_fallback_and_rejection():
     task = get_task("toxicity")
     out = task.fallback("m1", "You are a fucking idiot, the build broke again because of you.", 0)
     assert out.verdict == "fallback"
-    assert out.text == "You are a person, the build broke again because of you."
+    assert out.text == "You are unkind, the build broke again because of you."
     assert not detect_toxic(out.text)
     abuse = task.fallback("m2", "fuck you idiot", 0)
     assert abuse.verdict == "rejected" and abuse.reason == "only_abuse"
-    review = task.review("This is shit, fix the login page.", "This is crap, fix the login page.")
+    review = task.review("This is shit, fix the login page.",
+                         "This is fucked, fix the login page.")
     assert review.reason == "still_toxic"
     assert task.review("This is shit, fix the login page.",
                        "This is bad, fix the login page.").accepted.verdict == "rewritten"

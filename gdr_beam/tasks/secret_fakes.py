@@ -31,6 +31,9 @@ _KNOWN_PREFIX = re.compile(r"^(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9]|AIza|AGE-SECRET
                            r"gh[pousr]_|github_pat_|[rsp]k_(?:live|test|prod)_)")
 # Vendor prefixes spelled as short words before a separator (`pscale_tkn_`, `lin_api_`).
 _WORD_PREFIX = re.compile(r"^(?:[a-z][a-z0-9]{0,7}[_-]|[A-Z][A-Z0-9]{0,7}[_-]){1,3}")
+# For generic findings only lowercase words ("secret_", "tskey-", "pk.", "tkn.v1_"): a
+# vendor's public head more often than a password's.
+_LOWER_PREFIX = re.compile(r"^(?:[a-z][a-z0-9]{0,7}[_\-.]){1,3}")
 _ESCAPE = re.compile(r"\\[nrt\\/\"']")
 _B62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 _HEX_LOWER, _HEX_UPPER = set("0123456789abcdef"), set("0123456789ABCDEF")
@@ -38,16 +41,21 @@ _BASE32 = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
 
 
 def prefix(value: str, vendor: bool) -> str:
-    """The public prefix a fake keeps. Word prefixes only for vendor-rule findings: a generic
-    password such as "correct-horse-battery" has no prefix to keep."""
+    """The public prefix a fake keeps. Long word prefixes only for vendor-rule findings: of a
+    generic password such as "correct-horse-battery" only a short head ("sk_") would stay."""
     m = _KNOWN_PREFIX.match(value)
     if m:
         return m.group()
-    if vendor and len(value) >= 20:
-        m = _WORD_PREFIX.match(value)
-        if m and len(m.group()) <= 13 and len(value) - len(m.group()) >= 8:
-            return m.group()
-    return ""
+    if len(value) < 20:
+        return ""
+    pattern = _WORD_PREFIX if vendor else _LOWER_PREFIX
+    limit = 13 if vendor else 9
+    m = pattern.match(value)
+    head = m.group() if m else ""
+    while head and (len(head) > limit or len(value) - len(head) < 8):
+        head = re.match(r"^(.*[_\-.])[^_\-.]+[_\-.]$", head)  # one segment fewer
+        head = head.group(1) if head else ""
+    return head
 
 
 def redraw(body: str, rng: random.Random) -> str:

@@ -51,6 +51,15 @@ _REGEXES = [
     ("connection_string", re.compile(r"\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@'\"]+:([^\s@'\"/]{3,})@")),
     ("token", re.compile(r"\bgh[pousr]_[0-9A-Za-z]{36,}\b|\bgithub_pat_[0-9A-Za-z_]{50,}\b|"
                          r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}\b|\bxox[abposr]-[0-9A-Za-z-]{10,}\b")),
+    # .env / shell: an unquoted value of a variable named for a secret (URLs included, which
+    # gitleaks' generic rule does not take).
+    ("password", re.compile(r"(?m)^[ \t]*(?:export[ \t]+)?[A-Z0-9_]*(?:KEY|TOKEN|SECRET|PASSWORD|"
+                            r"PASSWD|PWD|AUTH|CREDENTIALS?)[A-Z0-9_]*[ \t]*=[ \t]*"
+                            r"([^\s'\"#]{8,})")),
+    # Terraform: a variable named for a secret, its value on the `default` line below (the
+    # name says it is a secret, so a digest-shaped value is one too).
+    ("secret_variable", re.compile(r"variable\s+\"[^\"\n]*(?i:key|token|secret|passw|pwd|auth|cred)"
+                            r"[^\"\n]*\"\s*\{[^}]*?\bdefault\s*=\s*\"([^\"\n]{6,})\"")),
     # key = "value" where the key names a secret: the quoted value (group 1).
     ("password", re.compile(r"(?i)(?:passw(?:or)?d|pwd|secret|api[_-]?key|apikey|token|"
                             r"access[_-]?key|auth)[\w-]*[\"']?\s*[:=]\s*[\"']([^\"'\s]{6,})[\"']")),
@@ -79,9 +88,9 @@ _DIGEST_CONTEXT = re.compile(
     r"(?i)(?:sha-?(?:1|224|256|384|512)|md5|checksum|digest|hash|integrity|etag|\bcommit\b|"
     r"revision|\brev\b|\bref\b|fingerprint|crc32|\bsum\b|public[_-]?key|pubkey|certificate)"
     r"[^\n]{0,40}$")
-_DIGEST_PREFIX = re.compile(r"(?i)(?:sha(?:1|224|256|384|512)|md5)[-:=]$")
+_DIGEST_PREFIX = re.compile(r"(?i)(?:sha(?:1|224|256|384|512)|md5)[-:=]$|\bh1:$")  # h1: go.sum
 _SECRET_WORD = re.compile(r"(?i)passw|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|"
-                          r"private|auth|credential|\bcreds?\b")
+                          r"private|auth|credential|\bcreds?\b|key\b")
 _JWK_PUBLIC = re.compile(r"[\"'](?:n|e|x|y|x5c|x5t|x5t#S256|kid|crv|kty|alg|use)[\"']\s*:\s*\[?\s*[\"']?$")
 _PUBLIC_BLOCK = re.compile(r"-----BEGIN (?:[A-Z ]*PUBLIC KEY(?: BLOCK)?|CERTIFICATE|"
                            r"CERTIFICATE REQUEST|X509 CRL)-----[\s\S]*?-----END [A-Z0-9 ]+-----")
@@ -200,7 +209,8 @@ def vendor(category: str) -> bool:
     """Whether a span's category is a vendor format (a gitleaks rule other than the generic
     one), whose word prefix (`pscale_tkn_`) is public structure."""
     return category not in _GENERIC_RULES and category not in {
-        "connection_string", "token", "password", "secret", "private_key", "jwt_signature"}
+        "connection_string", "token", "password", "secret", "private_key", "jwt_signature",
+        "secret_variable"}
 
 
 def fake_secret(value: str, rng: random.Random, category: str = "secret") -> str:

@@ -1,26 +1,34 @@
 """`toxicity`: rewrite insults, slurs, threats and profanity so a message keeps its content and
 tone minus the toxicity.
 
-Detectors: `better-profanity`'s bundled word list (profanity and slurs, with its leetspeak
-variants: "sh1t"), a small lexicon of insults it does not list ("idiot", "loser"), and threat
-phrases ("I will kill you ..."). They are lexical, hence conservative: they find the words,
-not sarcasm or implied hostility, which a bundled classifier would need to judge; the model's
-rewrite is what removes tone, the detectors are what the verifier can prove.
+Detection reads context (`toxic_lexicon`): strong profanity, slurs and insult nouns wherever
+they stand; words that are insults or slurs only when aimed at a person ("trash", "slope",
+"stupid", "coon") only after "you"/"ur"/"those"/"he's", after a slur lead ("dirty", "white
+trash") or before a person slur; threat phrases ("I will kill you", "kys"). Mild interjections
+and ordinary words on the profanity list ("damn", "hell", "lmao", "vodka", "slippery slope",
+"take the trash out") are left alone, so a clean text passes through byte for byte.
 
-Fallback: profanity used as an intensifier is dropped, an insult becomes a neutral word, a
-threat becomes a statement of anger. A text that is mostly abuse (too few words left once the
-toxic ones go) has nothing worth keeping: it is `rejected` (dead letter `only_abuse`).
+Fallback (`rephrase`): each detected word is replaced by a neutral substitute chosen from its
+frame, then the grammar it touched is repaired, rather than words deleted:
+  "you idiots broke it" -> "you broke it"    "that bitch lied" -> "that person lied"
+  "this fucking game"   -> "this game"       "fucking good" -> "really good"
+  "what the fuck"       -> "what on earth"   "fuck you" -> "forget you"
+  "this shit"           -> "this stuff"      "bullshit" -> "nonsense"
+  "you're an idiot"     -> "you're unkind"   "I'll kill you" -> "I'm very angry with you"
+with a/an agreement, spacing, punctuation and sentence-initial capitals repaired. A text that
+is mostly abuse (too few words left once the toxic ones go) has nothing worth keeping: it is
+`rejected` (dead letter `only_abuse`).
 """
 
 from __future__ import annotations
 
-import functools
 import random
 import re
 from typing import Optional
 
+from gdr_beam.tasks import toxic_lexicon as lex
 from gdr_beam.tasks.base import Span, Task, Verification, few_shot_messages, register_task, \
-    replace_spans, words
+    words
 
 SYSTEM = (
     "You rewrite messages to remove toxic language. Remove or soften insults, slurs, "
@@ -32,49 +40,213 @@ EXAMPLE_OUT = "This update is really bad, you broke the export again."
 RETRY = ("Your previous rewrite was rejected: {feedback}. Rewrite the message again without "
          "any insult, profanity or threat, keeping its content.")
 
-# Insults better-profanity does not list, and the neutral word the fallback puts instead.
-INSULTS = {"idiot": "person", "idiots": "people", "moron": "person", "morons": "people",
-           "imbecile": "person", "imbeciles": "people", "loser": "person", "losers": "people",
-           "stupid": "unwise", "dumb": "unwise", "pathetic": "disappointing",
-           "worthless": "unhelpful", "scum": "people", "clown": "person", "clowns": "people",
-           "dumbass": "person", "retard": "person", "retards": "people", "retarded": "unwise",
-           "garbage": "bad", "trash": "bad", "useless": "unhelpful"}
-_THREAT = re.compile(
-    r"(?i)\b(?:i|we)(?:'ll|'m going to| will| am going to| are going to|'re going to)\s+"
-    r"(?:kill|hurt|beat|murder|destroy|end|find|break)\s+(?:you|your \w+)\b")
-_WORD = re.compile(r"[\w@$!*'-]+")
 # Below this many non-toxic words, or this share of toxic ones, a text is only abuse.
 MIN_CLEAN_WORDS, MAX_TOXIC_SHARE = 3, 0.5
 
 
-@functools.lru_cache(maxsize=None)
-def _profanity():
-    from better_profanity import profanity  # pylint: disable=import-outside-toplevel
-    profanity.load_censor_words()
-    return profanity
-
-
 def detect(text: str) -> list[Span]:
-    spans = [Span(m.start(), m.end(), "threat", m.group()) for m in _THREAT.finditer(text)]
-    profanity = _profanity()
-    for m in _WORD.finditer(text):
-        word = m.group().strip("'-!*")
-        if not word or any(s.overlaps(m.start(), m.end()) for s in spans):
+    spans = [Span(m.start(), m.end(), "threat", m.group()) for m in lex.THREAT.finditer(text)]
+    toks = lex.tokens(text)
+    for i, (start, end, norm) in enumerate(toks):
+        if any(s.overlaps(start, end) for s in spans):
             continue
-        start = m.start() + m.group().index(word)
-        if word.lower() in INSULTS:
-            spans.append(Span(start, start + len(word), "insult", word))
-        elif profanity.contains_profanity(word):
-            spans.append(Span(start, start + len(word), "profanity", word))
+        kind = lex.strong(norm)
+        if kind and norm in {"hoe", "ho", "hos"} and i and toks[i - 1][2] in {"i", "we"}:
+            continue  # "I hoe to meet you" (hope), not the slur
+        if kind:
+            category = ("insult" if lex.INSULT_NOUN.fullmatch(norm) else "slur") \
+                if kind == "person" else "profanity"
+        elif norm in lex.TARGETED and lex.aimed(toks, i):
+            category = "insult"
+        else:
+            continue
+        spans.append(Span(start, end, category, text[start:end]))
     return sorted(spans, key=lambda s: s.start)
 
 
-def _tidy(text: str) -> str:
-    """Spacing left behind by dropped words: no double spaces, none before punctuation."""
+# --- the fallback's rephrasing -------------------------------------------------------------------
+_DETERMINERS = {"a", "an", "the", "this", "that", "these", "those", "some", "any", "no",
+                "every", "another", "such", "ur", "your", "his", "her", "their", "our", "its",
+                "dis", "dat", "ya", "yo", "my", "mah", "ma", "them"}
+_BE = {"is", "are", "am", "was", "were", "be", "being", "been", "'s", "'re", "'m", "r", "ur",
+       "youre", "you're", "hes", "he's", "shes", "she's", "im", "i'm", "theyre", "they're",
+       "ure", "u're", "it's", "that's", "who's"}
+_PRONOUN_OBJECTS = {"you", "u", "ya", "him", "her", "them", "this", "that", "it", "me",
+                    "everyone", "everybody", "yourself", "all", "em", "y'all", "yall"}
+_ADJECTIVE_SUFFIX = re.compile(r"(?:y|ful|ous|ive|able|ible|less|ic|al|ish|est|ed|ing)$")
+_ADJECTIVES = {"good", "bad", "great", "hot", "cold", "big", "small", "funny", "hard", "easy",
+               "crazy", "tired", "awesome", "beautiful", "amazing", "annoying", "ridiculous",
+               "sick", "cute", "nice", "sweet", "old", "young", "long", "late", "early", "rich",
+               "poor", "done", "ready", "serious", "true", "real", "insane", "lit", "dope",
+               "fast", "slow", "loud", "quiet", "high", "low", "happy", "sad", "mad", "angry",
+               "right", "wrong", "cool", "fine", "dead", "broke", "weird", "fat", "ugly", "lazy",
+               "stupid", "dumb", "hungry", "bored", "boring", "cheap", "expensive", "hype",
+               "slow", "fake", "wild", "scared", "proud", "glad", "sorry", "sure", "perfect",
+               "pissed", "much", "many", "up", "over", "off", "out", "away", "on", "in"}
+_VOCATIVE_NEXT = {"i", "im", "i'm", "you", "u", "we", "this", "that", "dont", "don't", "stop",
+                  "get", "shut", "please", "why", "what", "who", "where", "how", "ion", "yall",
+                  "y'all", "lol", "lmao", "be", "go"}
+_INSULT_ADJ = {"stupid": "silly", "dumb": "silly", "ugly": "unpleasant", "pathetic":
+               "disappointing", "worthless": "unhelpful", "useless": "unhelpful", "trashy":
+               "tacky", "trash": "bad", "garbage": "bad", "retarded": "silly", "fat": "",
+               "disgusting": "unpleasant", "lame": "dull", "ghetto": "rough", "colored": "",
+               "cripple": "person"}
+
+
+def _is_plural(norm: str) -> bool:
+    return (norm.endswith(("s", "z")) and not norm.endswith(("ss", "ass", "us"))) \
+        or norm in {"people", "men", "women"}
+
+
+def _looks_adjective(norm: str) -> bool:
+    return norm in _ADJECTIVES or (len(norm) > 4 and bool(_ADJECTIVE_SUFFIX.search(norm)))
+
+
+def _substitute(toks: list, i: int, span: Span, prev: str, nxt: str, prev2: str) -> tuple:
+    """(replacement for the span, how many following tokens it also consumes)."""
+    norm = toks[i][2]
+    if span.category == "threat":
+        return "I'm very angry with you", 0
+    if norm.startswith(("bitchin", "bitching")):
+        return "complaining", 0
+    person = lex.strong(norm) == "person" or re.search(
+        r"(?:hole|head|heads|holes|bag|bags|face|wit|tard|ards?|ers?|wad)$", norm) \
+        or norm in {"cunt", "cunts", "twat", "twats", "bastard", "bastards", "prick", "pricks",
+                    "douche", "scum", "jerk", "jerks", "clown", "clowns", "loser", "losers",
+                    "weirdo", "pig", "pigs", "ape", "apes", "monkey", "monkeys", "thug",
+                    "thugs"} | (lex.TARGETED - set(_INSULT_ADJ))
+    if norm == "pissed":
+        return "angry", 0
+    if norm == "butthurt":
+        return "upset", 0
+    if norm in _INSULT_ADJ:
+        if nxt and (lex.strong(nxt) or nxt in lex.TARGETED):
+            return "", 0  # "stupid bitch": the noun's substitute carries the phrase
+        return _INSULT_ADJ[norm], 0
+    if nxt and (lex.strong(nxt) == "person" or (nxt == "ass" and lex.strong(norm) == "person")):
+        return "", 0  # "bitch ass nigga", "lizard bitch": the last noun carries the phrase
+    if re.fullmatch(r"f\W*\w*c*k+(?:ing?|in|en)|fkn|fking|fkin|fukin|fukkin|fuking|effing", norm):
+        return ("really" if nxt and _looks_adjective(nxt) else ""), 0  # an intensifier
+    if re.fullmatch(r"(?:f+[u*]+c*k+|fk|fuk|phuck|fvck|fxck)(?:ed)?", norm):
+        if prev == "the" and prev2 == "what":
+            return "on earth", 0  # "what the fuck" (the "the" is dropped by the repair)
+        if prev == "the":
+            return "", 0
+        if norm.endswith("ed"):
+            return ("messed" if nxt == "up" else "messed up"), 0
+        if nxt == "off":
+            return "go away", 1
+        if nxt in _PRONOUN_OBJECTS:
+            return "forget", 0
+        if prev in {"a", "two"} and prev2 in {"give", "gives", "giving"}:
+            return "", 0
+        return "", 0
+    if norm in {"stfu"}:
+        return "be quiet", 0
+    if norm in {"gtfo"}:
+        return "go away", 0
+    if norm == "bullshit":
+        return "nonsense", 0
+    if re.fullmatch(r"sh[i*]tt?y", norm):
+        return "bad", 0
+    if re.fullmatch(r"sh[i*]t+s?|sh[i*]tz", norm):
+        if prev == "holy":
+            return "wow", 0
+        if prev == "the" and not nxt:
+            return "best", 0
+        if prev in _DETERMINERS or prev in {"of", "like", "about", "and"}:
+            return "stuff", 0
+        return "", 0
+    if norm in {"ass", "arse"}:
+        if prev in {"your", "ur", "yo"}:
+            return "self", 0  # "get your ass here" -> "get yourself here" (repair joins)
+        if prev in {"my", "mah"}:
+            return "self", 0
+        return "", 0
+    if person:
+        plural = _is_plural(norm)
+        if prev in {"my", "mah", "ma", "our"} or norm.startswith(("nigga", "niggah", "niggaz")):
+            return ("friends" if plural else "friend"), 0
+        if prev in {"you", "u", "ya", "yu"}:
+            return "", 0  # "you idiots broke it" -> "you broke it"
+        if not prev and nxt in _VOCATIVE_NEXT:
+            return "", 0  # "Bitch I'm not about to ..." -> "I'm not about to ..."
+        if prev in {"a", "an", "such"} and prev2 in _BE | {"such", "a", "an"}:
+            return "unkind", 0  # "you're an idiot" -> "you're unkind" (article dropped)
+        return ("people" if plural else "person"), 0
+    return "", 0
+
+
+def rephrase(text: str, spans) -> tuple[str, tuple]:
+    """text with each span replaced by a neutral substitute chosen from its frame (see the
+    module doc), then the grammar repaired -> (new text, changes in original offsets)."""
+    toks = lex.tokens(text)
+    index = {start: i for i, (start, _, _) in enumerate(toks)}
+    norms = [t[2] for t in toks]
+    out, changes, pos, skip_until = [], [], 0, -1
+    drop_article_at = set()
+    covered = {index[s.start] for s in spans if s.start in index}
+    for span in sorted(spans, key=lambda s: s.start):
+        if span.start < max(pos, skip_until):
+            continue
+        i = index.get(span.start, None)
+        if i is None:  # a threat phrase or a token boundary we did not split on
+            i = next((k for k, t in enumerate(toks) if t[0] >= span.start), len(toks) - 1)
+        # The words around it, skipping other toxic words ("you stupid bitch": "you").
+        before = [k for k in range(i) if k not in covered]
+        if before and re.search(r"[.!?\n]", text[toks[before[-1]][1]:span.start]):
+            before = []  # a new sentence: what came before is not this word's frame
+        prev = norms[before[-1]] if before else ""
+        prev2 = norms[before[-2]] if len(before) > 1 else ""
+        nxt = norms[i + 1] if i + 1 < len(norms) else ""
+        new, consume = _substitute(toks, i, span, prev, nxt, prev2)
+        end = span.end
+        if new == "" and prev in {"you", "u", "ya", "yu"} and span.category != "profanity" \
+                and re.match(r"\s*(?:[,.!?;:]|$)", text[span.end:]):
+            drop_article_at.add(toks[before[-1]][0])  # a vocative "..., you idiot." goes whole
+        if consume and i + consume < len(toks):
+            end = toks[i + consume][1]
+        if new in {"unkind"} and prev in {"a", "an"}:
+            drop_article_at.add(toks[before[-1]][0])
+        if new == "on earth" or (new == "" and prev == "the" and norms[i].startswith("f")):
+            drop_article_at.add(toks[before[-1]][0])
+        if span.value[:1].isupper() and new and not span.value.isupper():
+            new = new[0].upper() + new[1:]
+        elif span.value.isupper() and len(span.value) > 1 and new:
+            new = new.upper()
+        out.append((span.start, end, new, span.category))
+        pos = end
+    # Articles the substitutes make redundant ("an idiot" -> "unkind", "the fuck" -> "").
+    edits = [(s, s + len(text[s:].split(None, 1)[0]), "", "article") for s in drop_article_at]
+    pieces, last = [], 0
+    for start, end, new, category in sorted(out + edits):
+        if start < last:
+            continue
+        pieces += [text[last:start], new]
+        if category != "article":
+            changes.append({"start": start, "end": end, "category": category,
+                            "replacement": new})
+        last = end
+    pieces.append(text[last:])
+    return repair("".join(pieces), text), tuple(changes)
+
+
+def repair(text: str, original: str) -> str:
+    """Grammar the substitutions touched: "yourself" joined, a/an agreement, doubled words,
+    spacing and punctuation left by a dropped word, a capital where a sentence now starts."""
+    text = re.sub(r"\b([Yy]our|[Yy]o|[Uu]r|[Mm]y|[Mm]ah) self\b",
+                  lambda m: {"yo": "your", "ur": "your", "mah": "my"}.get(
+                      m.group(1).lower(), m.group(1)) + "self", text)
+    text = re.sub(r"\b([Aa])n? (?=([A-Za-z]))",
+                  lambda m: m.group(1) + ("n " if m.group(2).lower() in "aeiou" else " "), text)
+    text = re.sub(r"\b(\w+) \1\b", r"\1", text)  # "you you"
     text = re.sub(r"[ \t]{2,}", " ", text)
     text = re.sub(r" +([,.;:!?])", r"\1", text)
-    text = re.sub(r"([,;:])(?=[,;:.!?])", "", text)
-    return text.strip()
+    text = re.sub(r"([,;:])(?=\s*[,;:.!?])", "", text)
+    text = re.sub(r"^[ \t]*[,;:]\s*", "", text)
+    text = re.sub(r"(^|[.!?]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(), text) \
+        if original[:1].isupper() else text
+    return text.strip() if text.strip() != text and original == original.strip() else text
 
 
 class ToxicityTask(Task):
@@ -89,12 +261,7 @@ class ToxicityTask(Task):
 
     def replacement(self, span: Span, rng: random.Random) -> str:
         del rng  # the repair is a fixed mapping: nothing to randomise
-        if span.category == "threat":
-            return "I will be very angry"
-        if span.category == "insult":
-            new = INSULTS[span.value.lower()]
-            return new.capitalize() if span.value[:1].isupper() else new
-        return ""  # profanity is an intensifier or an interjection: drop it
+        return rephrase(span.value, [Span(0, len(span.value), span.category, span.value)])[0]
 
     def check(self, original, spans, rewrite):
         reason, detail = super().check(original, spans, rewrite)
@@ -109,12 +276,14 @@ class ToxicityTask(Task):
     def fallback(self, example_id: str, original: str, seed: int,
                  reason: str = "") -> Verification:
         spans = self.spans(original)
+        if not spans:
+            return Verification("fallback", original, (), reason)
         toxic = len(words(" ".join(s.value for s in spans)))
         total = len(words(original))
-        if spans and (total - toxic < MIN_CLEAN_WORDS or toxic / max(total, 1) > MAX_TOXIC_SHARE):
+        if total - toxic < MIN_CLEAN_WORDS or toxic / max(total, 1) > MAX_TOXIC_SHARE:
             return Verification("rejected", "", (), "only_abuse")
-        text, changes = replace_spans(original, spans, lambda s: self.replacement(s, None))
-        return Verification("fallback", _tidy(text), changes, reason)
+        text, changes = rephrase(original, spans)
+        return Verification("fallback", text, changes, reason)
 
 
 register_task("toxicity", ToxicityTask)

@@ -1,0 +1,161 @@
+"""The toxicity lexicon and its context rules: what is toxic, what only looks it.
+
+Word source: `better-profanity`'s bundled list (~900 words with leetspeak forms). Not every
+word on it is toxic in context: it also lists anatomy, drugs, drinks and mild interjections
+("vodka", "hell", "damn", "lmao"), and words that are slurs only when aimed at people
+("slope", "coon", "trash"). So each token is normalised (case, leetspeak, stretched letters:
+"fuuuck", "sh1t") and sorted into one of:
+
+  strong      profanity, slurs and insult nouns toxic wherever they stand (word families
+              below, so "bitchass", "hoes", "niggaz" are found whatever list spells them);
+  targeted    words toxic only when aimed at a person: after "you"/"ur"/"those"/"he's"...,
+              after an insulting or slur word ("dirty ...", "white trash"), or before a strong
+              person noun ("stupid ass ...");
+  threat      threats of violence and "kill yourself" (phrases);
+  everything else on the list (and any other word): left alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a",
+                       "$": "s", "!": "i"})
+
+# Families of strong words over the normalised token ('*' may stand for one letter).
+_U, _I = "[u*]", "[i*]"
+PROFANITY = re.compile(
+    rf"(?:mother|mutha|motha|muther)?f+{_U}+c*k+(?:ing?|in|en|ed|er|ers|s|a|as|az|ass|boy|"
+    rf"face|head|tard|wit|up|off|ery)?|fk|fkn|fking|fkin|fucc|fuk|fukin|fukkin|fuking|phuck|"
+    rf"fvck|fxck|effing|stfu|gtfo|"
+    rf"(?:bull|dip|horse|chicken)?sh{_I}t+(?:s|ty|tty|ted|ting|head|heads|hole|face|bag|z)?|"
+    rf"sh{_I}tty|(?:dumb|jack|smart|punk|bitch|kiss|lame)?ass(?:hole|holes|es|wipe|hat|clown)?|"
+    rf"arse(?:hole)?|pissed|butthurt|cunts?|twats?|wank(?:er|ers)?|tossers?|cocksuck(?:er|ers|ing)?|"
+    rf"dickheads?|douche(?:bag|bags|s)?|bastards?|scumbags?|pricks?")
+PERSON_SLUR = re.compile(
+    rf"b{_I}a?tch(?:es|ez|s|in|ing|y|ass|made)?|biatch|bish|puss(?:y|ies|ys|i)|whores?|"
+    rf"sluts?|skanks?|hoes?|hoez|thots?|hoochie|nigg(?:a|er|ah|az|as|ers|uh|ahs|rs|a's)|"
+    rf"nigs?|nicc?as?|niccaz|niqq?as?|nigguh|hos|honk(?:e)?ys?|rednecks?|hayseeds?|"
+    rf"niglets?|f+a+g+(?:s|got|gots|git|gits|gy|ot)?|dykes?|trann(?:y|ies)|kikes?|spi(?:c|ck)s?|"
+    rf"wetbacks?|chinks?|pakis?|beaners?|ragheads?|towelheads?|re?tards?|retarded|"
+    rf"idiots?|morons?|imbeciles?|dumbass(?:es)?|jackass(?:es)?|motherf\w*ers?|dipshits?")
+# Of the person words, those that insult anyone rather than a group (category "insult").
+INSULT_NOUN = re.compile(r"idiots?|morons?|imbeciles?|dumbass(?:es)?|jackass(?:es)?|dipshits?|"
+                         r"re?tards?|retarded|motherf\w*ers?")
+TARGETED = {
+    # slurs that are also ordinary words
+    "slope", "slopes", "coon", "coons", "wop", "wops", "gook", "gooks", "jap", "japs", "dink",
+    "dinks", "queer", "queers", "negro", "negroes", "honky", "honkies", "whitey", "gringo",
+    "gringos", "injun", "injuns", "redneck", "rednecks", "hillbilly", "hillbillies", "cracker",
+    "crackers", "ape", "apes", "monkey", "monkeys", "pig", "pigs", "dick", "dicks", "thug",
+    "thugs", "ghetto",
+    # insults that are ordinary words about things
+    "trash", "garbage", "trashy", "ugly", "stupid", "dumb", "loser", "losers", "pathetic",
+    "worthless", "useless", "scum", "clown", "clowns", "jerk", "jerks", "weirdo", "fat",
+    "disgusting", "lame", "colored", "ho", "cripple", "cripples", "hick", "hicks"}
+# People words: a targeted word right before one is aimed at people ("colored folks").
+PERSON_WORDS = {"folk", "folks", "people", "person", "man", "men", "woman", "women", "girl",
+                "girls", "boy", "boys", "guy", "guys", "dude", "dudes", "kid", "kids", "chick",
+                "chicks", "ref", "teacher", "cop", "cops"}
+ADJECTIVE_INSULTS = {"trashy", "ugly", "stupid", "dumb", "pathetic", "worthless", "useless",
+                     "fat", "disgusting", "lame", "retarded", "ghetto"}
+# A word before a targeted one that aims it at a person.
+POINTERS = {"you", "u", "ya", "yu", "ur", "your", "youre", "you're", "yall", "y'all", "ya'll",
+            "he", "she", "they", "hes", "he's", "shes", "she's", "theyre", "they're", "his",
+            "her", "him", "them", "those", "these", "dem", "em", "all", "bunch", "yo", "is",
+            "are", "r", "ure", "u're"}
+_POINTER_NEEDS_NEXT = {"is", "are", "r", "yo", "all", "bunch", "his", "her"}  # weaker cues
+SLUR_LEADS = {"dirty", "filthy", "fucking", "fuckin", "stupid", "dumb", "little", "fat",
+              "lazy", "ugly", "damn", "white", "black", "yellow", "brown", "typical", "sick",
+              "nasty", "worthless", "bitch", "ass", "fuckin'"}
+THREAT = re.compile(
+    r"(?i)\b(?:(?:i|we)(?:'ll| will|'m going to|'m gonna| am going to| am gonna| are going to|"
+    r" are gonna|'re going to|'re gonna| gonna| wanna| want to)\s+(?:\w+\s+)?"
+    r"(?:kill|hurt|beat|murder|shoot|stab|rape|strangle|choke|destroy|end|find|break|slap|"
+    r"punch|smack)\s+(?:you|u|ya|your\s+\w+|him|her|them|that\s+\w+)|"
+    r"kill\s+(?:yo|ur|your)self|kys|go\s+die|(?:hope|wish)\s+(?:you|u|he|she|they)\s+"
+    r"(?:die|dies|get\s+(?:shot|killed|raped))|(?:should|needs? to|ought to)\s+be\s+"
+    r"(?:shot|killed|hanged|hung|lynched|gassed|raped)|(?:hang|lynch|gas|shoot)\s+(?:all\s+)?"
+    r"(?:them|those|these|every)\b(?:\s+\w+)?)\b")
+_TOKEN = re.compile(r"[A-Za-z0-9@$!*'’]+(?:-[A-Za-z]+)*")
+
+
+_IS_CONTRACTIONS = {"he", "she", "it", "that", "what", "who", "there", "here", "where", "how"}
+
+
+def normalize(token: str) -> str:
+    t = token.lower().replace("’", "'").strip("'!*")
+    if t.endswith("'s") and len(t) > 3 and t[:-2] not in _IS_CONTRACTIONS:
+        t = t[:-2]  # a possessive: "bitch's" is "bitch"
+    t = t.translate(_LEET)
+    return re.sub(r"([a-z])\1{2,}", r"\1", t)  # fuuuck -> fuck, shiiit -> shit
+
+
+@functools.lru_cache(maxsize=None)
+def listed() -> frozenset:
+    """better-profanity's words, normalised (its leetspeak variants included)."""
+    from better_profanity import profanity  # pylint: disable=import-outside-toplevel
+    profanity.load_censor_words()
+    return frozenset(normalize(str(w)) for w in profanity.CENSOR_WORDSET)
+
+
+# A listed word built on one of these stems is profanity even if no family spells it
+# ("cockface", "knobhead", "fuckwit").
+_STEMS = re.compile(r"fuck|shit|cunt|cock(?!tail|pit|roach|atoo)|twat|wank|bitch|nigg|knob|jizz|"
+                    r"slut|whore|nutsack|numbnut|fag")
+
+
+# Stems toxic inside any word, listed or not ("pigfucking").
+_ANY_STEM = re.compile(r"fuck|cunt|nigg|bitch|whore|slut|faggot|twat|shit(?!ake)")
+
+
+def strong(norm: str) -> str:
+    """'person' (a slur or insult noun), 'profanity', or '' for a normalised token."""
+    if PERSON_SLUR.fullmatch(norm):
+        return "person"
+    if PROFANITY.fullmatch(norm):
+        return "profanity"
+    if _ANY_STEM.search(norm) or (norm in listed() and _STEMS.search(norm)):
+        return "profanity"
+    return ""
+
+
+def tokens(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, normalised) of each word-like token; '@user' handles and URLs skipped."""
+    out = []
+    for m in _TOKEN.finditer(text):
+        raw = m.group()
+        if raw.startswith("@") or (m.start() > 0 and text[m.start() - 1] in "@/"):
+            continue
+        start = m.start() + (len(raw) - len(raw.lstrip("'!")))
+        end = m.end() - (len(raw) - len(raw.rstrip("'!")))
+        if end > start:
+            out.append((start, end, normalize(text[start:end])))
+    return out
+
+
+def aimed(toks: list, i: int) -> bool:
+    """Whether the targeted word at toks[i] is aimed at a person (see the module doc)."""
+    before = [t[2] for t in toks[max(0, i - 4):i]]
+    nxt = toks[i + 1][2] if i + 1 < len(toks) else ""
+    if before and before[-1] in SLUR_LEADS:
+        return True
+    if any(strong(word) == "person" for word in before):  # "an idiot and a loser"
+        return True
+    if nxt and (strong(nxt) == "person" or nxt in {"ass", "bitch", "bitches"}
+                or nxt in PERSON_WORDS):
+        return True
+    if toks[i][2] in {"queer", "queers"} and before and before[-1] in {"this", "that", "no",
+                                                                    "those", "these"}:
+        return True  # "this queer", "no queers"; "queer folks" stays
+    for j, word in enumerate(before):
+        if word in POINTERS and (word not in _POINTER_NEEDS_NEXT or j == len(before) - 1):
+            # "the game is trash" is about a thing: "is"/"are" count only right before
+            # the word and only for a person's insult or slur, not "trash"/"garbage"
+            if word in _POINTER_NEEDS_NEXT and toks[i][2] in {"trash", "garbage", "lame",
+                                                               "ugly", "useless", "dumb"}:
+                subject = [t[2] for t in toks[max(0, i - 4):i - 1]]
+                return any(s in POINTERS - _POINTER_NEEDS_NEXT for s in subject)
+            return True
+    return False

@@ -1,0 +1,49 @@
+"""toxicity: detection that reads context, a fallback that rephrases, clean texts untouched."""
+
+from gdr_beam.tasks import get_task
+from gdr_beam.tasks.toxicity import detect
+
+# Texts an annotator would call clean, with words a bare list flags.
+CLEAN = [
+    "It's a slippery slope, so take the trash out before you leave.",
+    "Damn, that game was wild lmao. What the hell happened in the 4th?",
+    "The raccoon hunters call their dogs coon hounds.",
+    "Pour the vodka, light the grill, and don't be a stranger.",
+    "The new release is garbage collected, so memory stays flat.",
+    "I hoe to see you guys soon!",
+]
+
+
+def test_clean_texts_pass_through_byte_identical():
+    task = get_task("toxicity")
+    for text in CLEAN:
+        assert detect(text) == [], text
+        assert task.fallback("c", text, 0).text == text
+
+
+def test_context_decides_targeted_words():
+    assert [s.value for s in detect("you are trash and everyone knows it")] == ["trash"]
+    assert detect("the trash is full") == []
+    assert [s.category for s in detect("those dirty japs again")] == ["insult"]
+    assert {s.value.lower() for s in detect("F*CK this, you st00pid b1tch, fuuuck")} >= \
+        {"f*ck", "b1tch", "fuuuck"}
+    assert [s.category for s in detect("I'm gonna kill you when I see you")] == ["threat"]
+
+
+def test_fallback_rephrases_and_repairs_grammar():
+    task = get_task("toxicity")
+    cases = {
+        "This update is fucking garbage, you idiots broke the export again.":
+            "This update is bad, you broke the export again.",
+        "That bitch lied to me about the rent": "That person lied to me about the rent",
+        "what the fuck is this shit, the app crashed": "what on earth is this stuff, the app crashed",
+        "that was fucking good, the band played all night": "that was really good, the band played all night",
+        "Fuck you, you stupid bitch. The meeting is at noon.": "Forget you. The meeting is at noon.",
+        "He's an idiot but he fixed the build today.": "He's unkind but he fixed the build today.",
+        "get your ass over here, the food is ready": "get yourself over here, the food is ready",
+    }
+    for text, want in cases.items():
+        out = task.fallback("t", text, 0)
+        assert (out.verdict, out.text) == ("fallback", want), text
+        assert not detect(out.text)
+        assert task.review(text, out.text).accepted is not None  # the verifier agrees
