@@ -35,7 +35,12 @@ rewrite fails) and a word-list filter peer (every better-profanity word deleted)
   clean_unchanged         clean tweets emitted byte-identical
   dropped                 tweets rejected as nothing but abuse (dead letters, not outputs)
 
-    python benchmarks/secrets_toxicity_quality.py --out=benchmarks/results/secrets_toxicity_cpu.json
+  model_pass (--model_n=N) the first N examples through the job's Refine with the embedded
+                          model asked (secrets: its use_model switch forced on): how often the
+                          model's own rewrite passes, and what that costs in examples/s
+
+    python benchmarks/secrets_toxicity_quality.py --seed=2 --model_n=12 \
+        --out=benchmarks/results/secrets_toxicity_quality_cpu_heldout.json
 """
 
 import argparse
@@ -66,6 +71,11 @@ _PARSER.add_argument("--n_offensive", type=int, default=150)
 _PARSER.add_argument("--n_clean", type=int, default=50)
 _PARSER.add_argument("--seed", type=int, default=0)
 _PARSER.add_argument("--out", default=None)
+_PARSER.add_argument("--model_n", type=int, default=0,
+                     help="Also run the first N examples of each set through the job's Refine "
+                          "with the embedded model asked (secrets: use_model forced on), to "
+                          "measure how often the model's rewrite passes.")
+_PARSER.add_argument("--max_new_tokens", type=int, default=256)
 
 
 def _git(repo: str, *args) -> str:
@@ -382,14 +392,56 @@ def run_toxicity(args) -> dict:
             "judge": "alt-profanity-check predict_prob >= 0.5", "systems": result}
 
 
+def model_share(task_name: str, examples: list, args) -> dict:
+    """The job's Refine on `examples` with the model asked: verdict counts and examples/s."""
+    import glob
+    import tempfile
+    import apache_beam as beam
+    from gdr_beam.beam.refine import Refine
+    from gdr_beam.tasks import base, get_task
+    task = get_task(task_name)
+    if not task.use_model:  # measure what the switch saves: the same task, model asked
+        name = f"{task_name}_with_model"
+        if name not in base.task_names():
+            base.register_task(name, type(f"{type(task).__name__}WithModel", (type(task),),
+                                          {"use_model": True, "name": name}))
+        task_name = name
+    records = [{"id": ex["id"], "text": ex["text"]} for ex in examples]
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        with beam.Pipeline() as p:
+            refined, dead = p | beam.Create(records) | Refine(
+                task=task_name, max_new_tokens=args.max_new_tokens, temperature=0.7,
+                seed=args.seed)
+            refined | "v" >> beam.Map(lambda r: r["verdict"]) | "w" >> beam.io.WriteToText(
+                os.path.join(tmp, "v"))
+            dead | "d" >> beam.Map(lambda d: "dead:" + d.reason) | "wd" >> beam.io.WriteToText(
+                os.path.join(tmp, "d"))
+        elapsed = time.perf_counter() - t0
+        verdicts = [line.strip() for path in glob.glob(os.path.join(tmp, "*-0*"))
+                    for line in open(path, encoding="utf-8") if line.strip()]
+    counts = {v: verdicts.count(v) for v in sorted(set(verdicts))}
+    return {"n": len(records), "verdicts": counts,
+            "model_rewritten": round(counts.get("rewritten", 0) / max(len(records), 1), 4),
+            "examples_per_s": round(len(records) / elapsed, 3),
+            "settings": f"embedded SmolLM2-135M, no adapter, T=0.7, max_retries=1, "
+                        f"max_new_tokens={args.max_new_tokens}"}
+
+
 def main():
     args = _PARSER.parse_args()
     out = {"machine": "shared 2-core CPU (other agents running)", "seed": args.seed}
     tasks = args.tasks.split(",")
     if "secrets" in tasks:
         out["secrets"] = run_secrets(args)
+        if args.model_n:
+            out["secrets"]["model_pass"] = model_share(
+                "secrets", secrets_set(args)[0][:args.model_n], args)
     if "toxicity" in tasks:
         out["toxicity"] = run_toxicity(args)
+        if args.model_n:
+            toxic = [ex for ex in toxicity_set(args) if ex["label"] != "clean"]
+            out["toxicity"]["model_pass"] = model_share("toxicity", toxic[:args.model_n], args)
     print(json.dumps(out, indent=2))
     save_json(out, args.out)
 

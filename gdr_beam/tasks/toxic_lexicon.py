@@ -65,6 +65,9 @@ POINTERS = {"you", "u", "ya", "yu", "ur", "your", "youre", "you're", "yall", "y'
             "he", "she", "they", "hes", "he's", "shes", "she's", "theyre", "they're", "his",
             "her", "him", "them", "those", "these", "dem", "em", "all", "bunch", "yo", "is",
             "are", "r", "ure", "u're"}
+_YOU = {"you", "u", "ya", "yu", "ur", "your", "youre", "you're", "yall", "y'all", "ya'll", "ure",
+        "u're"}
+NEXT_ONLY = {"colored"}  # targeted only right before a people word
 _POINTER_NEEDS_NEXT = {"is", "are", "r", "yo", "all", "bunch", "his", "her"}  # weaker cues
 SLUR_LEADS = {"dirty", "filthy", "fucking", "fuckin", "stupid", "dumb", "little", "fat",
               "lazy", "ugly", "damn", "white", "black", "yellow", "brown", "typical", "sick",
@@ -149,7 +152,14 @@ def aimed(toks: list, i: int) -> bool:
     if toks[i][2] in {"queer", "queers"} and before and before[-1] in {"this", "that", "no",
                                                                     "those", "these"}:
         return True  # "this queer", "no queers"; "queer folks" stays
+    if toks[i][2] in NEXT_ONLY:
+        return False  # "colored duct tape": only "colored folks" and the like
     for j, word in enumerate(before):
+        # "you"/"ur" reach three words ("you stupid little clown"); "they"/"he" one or two
+        # ("they were my guinea pigs" is not aimed at them)
+        reach = 3 if word in _YOU else 2
+        if len(before) - j > reach:
+            continue
         if word in POINTERS and (word not in _POINTER_NEEDS_NEXT or j == len(before) - 1):
             # "the game is trash" is about a thing: "is"/"are" count only right before
             # the word and only for a person's insult or slur, not "trash"/"garbage"

@@ -50,6 +50,10 @@ def detect(text: str) -> list[Span]:
     for i, (start, end, norm) in enumerate(toks):
         if any(s.overlaps(start, end) for s in spans):
             continue
+        if norm in _ANATOMY and i and (toks[i - 1][2] in _POSSESSIVE_OBJECT
+                                       or toks[i - 1][2] in {"suck", "sucks", "sucking"}):
+            spans.append(Span(start, end, "profanity", text[start:end]))  # "on my dick"
+            continue
         kind = lex.strong(norm)
         if kind and norm in {"hoe", "ho", "hos"} and i and toks[i - 1][2] in {"i", "we"}:
             continue  # "I hoe to meet you" (hope), not the slur
@@ -93,6 +97,13 @@ _INSULT_ADJ = {"stupid": "silly", "dumb": "silly", "ugly": "unpleasant", "pathet
                "cripple": "person"}
 
 
+# Vulgar anatomy after a possessive ("on my dick" -> "on me") or "suck".
+_ANATOMY = {"dick", "dicks", "cock", "cocks", "pussy", "tits", "titties", "boobs", "balls",
+            "nuts", "booty"}
+_POSSESSIVE_OBJECT = {"my": "me", "mah": "me", "his": "him", "her": "her", "your": "you",
+                      "ur": "you", "yo": "you", "their": "them"}
+
+
 def _is_plural(norm: str) -> bool:
     return (norm.endswith(("s", "z")) and not norm.endswith(("ss", "ass", "us"))) \
         or norm in {"people", "men", "women"}
@@ -107,6 +118,8 @@ def _substitute(toks: list, i: int, span: Span, prev: str, nxt: str, prev2: str)
     norm = toks[i][2]
     if span.category == "threat":
         return "I'm very angry with you", 0
+    if norm in _ANATOMY and (prev in _POSSESSIVE_OBJECT or prev.startswith("suck")):
+        return "", 0  # the possessive becomes the object pronoun (rephrase)
     if norm.startswith(("bitchin", "bitching")):
         return "complaining", 0
     person = lex.strong(norm) == "person" or re.search(
@@ -208,6 +221,9 @@ def rephrase(text: str, spans) -> tuple[str, tuple]:
             end = toks[i + consume][1]
         if new in {"unkind"} and prev in {"a", "an"}:
             drop_article_at.add(toks[before[-1]][0])
+        if new == "" and norms[i] in _ANATOMY and prev in _POSSESSIVE_OBJECT:
+            k = before[-1]  # "on my dick" -> "on me"
+            out.append((toks[k][0], toks[k][1], _POSSESSIVE_OBJECT[prev], "article"))
         if new == "on earth" or (new == "" and prev == "the" and norms[i].startswith("f")):
             drop_article_at.add(toks[before[-1]][0])
         if span.value[:1].isupper() and new and not span.value.isupper():
