@@ -78,10 +78,12 @@ class LanguageModel:
 
     def encode(self, text: str) -> list[int]:
         """Prompt text -> ids, with BOS when the checkpoint asks for one. Special tokens written
-        in the text (e.g. the chat template's) are single tokens."""
+        in the text (e.g. the chat template's) are single tokens; a template that writes the BOS
+        itself (Gemma's) gets no second one."""
         ids = self.tokenizer.encode(text)
-        if self.tokenizer.add_bos and self.tokenizer.bos_id is not None:
-            ids = [self.tokenizer.bos_id] + ids
+        bos = self.tokenizer.bos_id
+        if self.tokenizer.add_bos and bos is not None and ids[:1] != [bos]:
+            ids = [bos] + ids
         return ids
 
     def generate(self, prompts: Sequence[str], max_new_tokens: int = 256,

@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 
 from gdr_beam.model.config import LlamaConfig
-from gdr_beam.model.llama import Block, RMSNorm, init_cache, rope_inv_freq
+from gdr_beam.model.llama import (Block, RMSNorm, embed_tokens, init_cache, rope_tables,
+                                  softcap)
 
 
 class Trunk(nn.Module):
@@ -45,28 +46,28 @@ class Trunk(nn.Module):
         batch, seq = tokens.shape
         embed = self.param("embed", nn.initializers.normal(0.02),
                            (cfg.vocab_size, cfg.hidden_size), self.param_dtype)
-        blocks = [Block(cfg, self.dtype, self.param_dtype, name=f"layer_{i}")
+        blocks = [Block(cfg, self.dtype, self.param_dtype, i, name=f"layer_{i}")
                   for i in range(cfg.num_layers)]
-        inv_freq = jnp.asarray(rope_inv_freq(cfg))
+        rope = rope_tables(cfg)
         n_prefix = 0 if prefix is None else prefix.shape[1]
         total = n_prefix + seq
         if prefix is None:
             cache = init_cache(cfg, batch, total, self.dtype)
         else:
-            xp = jnp.take(embed, prefix, axis=0).astype(self.dtype)
+            xp = embed_tokens(cfg, embed, prefix, self.dtype)
             positions = jnp.arange(n_prefix)[None, :]
             one = init_cache(cfg, 1, total, self.dtype)
             cache = []
             for i, block in enumerate(blocks):
                 xp, layer_cache = block(xp, positions, one[i], jnp.int32(0),
-                                        jnp.zeros((1,), jnp.int32), inv_freq)
+                                        jnp.zeros((1,), jnp.int32), rope)
                 cache.append(jax.tree_util.tree_map(
                     lambda c: jnp.broadcast_to(c, (batch,) + c.shape[1:]), layer_cache))
-        x = jnp.take(embed, tokens, axis=0).astype(self.dtype)
+        x = embed_tokens(cfg, embed, tokens, self.dtype)
         positions = jnp.broadcast_to(n_prefix + jnp.arange(seq)[None, :], (batch, seq))
         start = jnp.zeros((batch,), jnp.int32)
         for i, block in enumerate(blocks):
-            x, _ = block(x, positions, cache[i], jnp.int32(n_prefix), start, inv_freq)
+            x, _ = block(x, positions, cache[i], jnp.int32(n_prefix), start, rope)
         return RMSNorm(cfg.rms_norm_eps, self.dtype, name="final_norm")(x)
 
 
@@ -76,8 +77,9 @@ def trunk_params(params: dict) -> dict:
     return {"params": inner}
 
 
-def head_logits(hidden: jax.Array, lm_head: jax.Array) -> jax.Array:
-    return jnp.dot(hidden.astype(lm_head.dtype), lm_head, preferred_element_type=jnp.float32)
+def head_logits(cfg: LlamaConfig, hidden: jax.Array, lm_head: jax.Array) -> jax.Array:
+    logits = jnp.dot(hidden.astype(lm_head.dtype), lm_head, preferred_element_type=jnp.float32)
+    return softcap(logits, cfg.final_softcap)
 
 
 def response_nll(cfg: LlamaConfig, params: dict, batch: dict, *, dtype=jnp.float32,
@@ -92,7 +94,7 @@ def response_nll(cfg: LlamaConfig, params: dict, batch: dict, *, dtype=jnp.float
     hidden = Trunk(cfg, dtype, param_dtype).apply(trunk_params(params), batch["tokens"],
                                                    batch.get("prefix"))
     picked = jnp.take_along_axis(hidden, batch["pos"][..., None], axis=1)  # [B, R, H]
-    logits = head_logits(picked, params["params"]["lm_head"])
+    logits = head_logits(cfg, picked, params["params"]["lm_head"])
     logp = jax.nn.log_softmax(logits, axis=-1)
     nll = -jnp.take_along_axis(logp, batch["labels"][..., None], axis=-1)[..., 0]
     w = batch["weight"]
@@ -103,4 +105,4 @@ def full_logits(cfg: LlamaConfig, params: dict, tokens: jax.Array, prefix=None, 
                 dtype=jnp.float32, param_dtype=jnp.float32) -> jax.Array:
     """Logits [B, S, vocab] of the training forward (for tests and checks)."""
     hidden = Trunk(cfg, dtype, param_dtype).apply(trunk_params(params), tokens, prefix)
-    return head_logits(hidden, params["params"]["lm_head"])
+    return head_logits(cfg, hidden, params["params"]["lm_head"])

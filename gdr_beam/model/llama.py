@@ -1,4 +1,6 @@
-"""Llama-family decoder in Flax (linen): RMSNorm, RoPE, grouped-query attention, SwiGLU MLP.
+"""Llama-family decoder in Flax (linen): RMSNorm, RoPE, grouped-query attention, SwiGLU MLP,
+with the switches Qwen2/3 and Gemma 2/3 need (see LlamaConfig): q/k norms, sandwich norms,
+GeGLU, soft-capping, scaled embeddings, and sliding-window (local) layers.
 
 The KV cache is an explicit input and output (one buffer per layer, never a Flax variable), so
 the sampler can donate it to the jitted step and XLA updates it in place instead of copying it
@@ -8,12 +10,16 @@ matmuls are skinny ([batch, hidden]) and fewer, wider ones run closer to the mac
 Cache layout: slots [0, T). A row's prompt is left-padded so every row writes its new tokens at
 the same slot; `start[b]` is the first real slot of row b and RoPE positions are `slot - start`.
 That makes a prompt's result independent of how much padding its batch needed.
+
+Sliding-window layers keep the same cache as global ones and mask keys older than the window
+(`attention_mask`): exact, and one cache layout for every layer; the memory a ring buffer would
+save on local layers is left on the table.
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -35,13 +41,33 @@ def init_cache(config: LlamaConfig, batch: int, length: int, dtype) -> tuple[Lay
         for _ in range(config.num_layers))
 
 
-def rope_inv_freq(config: LlamaConfig) -> np.ndarray:
-    """Inverse RoPE frequencies, with Llama-3 style scaling when the checkpoint asks for it."""
+class RopeTables(NamedTuple):
+    """Inverse RoPE frequencies of global layers and of sliding-window (local) layers."""
+
+    full: jax.Array
+    sliding: jax.Array
+
+    def for_layer(self, config: LlamaConfig, layer: int) -> jax.Array:
+        return self.sliding if config.is_sliding(layer) else self.full
+
+
+def rope_tables(config: LlamaConfig) -> RopeTables:
+    return RopeTables(jnp.asarray(rope_inv_freq(config)),
+                      jnp.asarray(rope_inv_freq(config, local=True)))
+
+
+def rope_inv_freq(config: LlamaConfig, local: bool = False) -> np.ndarray:
+    """Inverse RoPE frequencies of global layers (or of local ones, which may have their own
+    base and scaling), with the checkpoint's scaling applied."""
     dim = config.head_dim
-    inv_freq = 1.0 / (config.rope_theta ** (np.arange(0, dim, 2, dtype=np.float64) / dim))
-    scaling = config.rope_scaling
+    theta, scaling = config.rope_theta, config.rope_scaling
+    if local and config.local_rope_theta is not None:
+        theta, scaling = config.local_rope_theta, config.local_rope_scaling
+    inv_freq = 1.0 / (theta ** (np.arange(0, dim, 2, dtype=np.float64) / dim))
     if scaling is None:
         return inv_freq.astype(np.float32)
+    if scaling.kind == "linear":
+        return (inv_freq / scaling.factor).astype(np.float32)
     # Llama 3.1: long wavelengths are slowed down by `factor`, short ones kept, and the band in
     # between is interpolated smoothly (same formula as the reference implementation).
     low_wavelen = scaling.original_max_position / scaling.low_freq_factor
@@ -101,10 +127,29 @@ class RMSNorm(nn.Module):
         return (x32 * scale).astype(self.dtype)
 
 
+def attention_mask(key_slots, query_slots, start, window=None):
+    """[B, Q, T] bool: which cache slots each query sees. Causal (at or before the query's own
+    slot), not the row's left padding (slot >= start[b]), and for a sliding-window layer only
+    the last `window` slots (the query's own included; HF's `kv > q - window`). Slots and
+    positions differ by the row's start, so a window in slots is the same window in positions.
+    """
+    visible = (key_slots[None, None, :] <= query_slots[None, :, None]) & (
+        key_slots[None, None, :] >= start[:, None, None])
+    if window is not None:
+        visible &= key_slots[None, None, :] > query_slots[None, :, None] - window
+    return visible
+
+
+def softcap(x, cap):
+    """cap * tanh(x / cap) (Gemma 2's attention and final logit soft-capping); cap None: x."""
+    return x if cap is None else jnp.tanh(x / cap) * cap
+
+
 class Attention(nn.Module):
     config: LlamaConfig
     dtype: jnp.dtype
     param_dtype: jnp.dtype
+    window: Optional[int] = None  # sliding-window layer: how many positions a query sees
 
     @nn.compact
     def __call__(self, x, positions, cache: LayerCache, offset, start, inv_freq):
@@ -115,8 +160,13 @@ class Attention(nn.Module):
         qkv = Linear(q_dim + 2 * kv_dim, self.dtype, self.param_dtype, cfg.attention_bias,
                      name="qkv")(x)
         q, k, v = jnp.split(qkv, [q_dim, q_dim + kv_dim], axis=-1)
-        q = apply_rope(q.reshape(batch, seq, cfg.num_heads, cfg.head_dim), positions, inv_freq)
-        k = apply_rope(k.reshape(batch, seq, cfg.num_kv_heads, cfg.head_dim), positions, inv_freq)
+        q = q.reshape(batch, seq, cfg.num_heads, cfg.head_dim)
+        k = k.reshape(batch, seq, cfg.num_kv_heads, cfg.head_dim)
+        if cfg.qk_norm:  # per head, before RoPE (Qwen3, Gemma 3)
+            q = RMSNorm(cfg.rms_norm_eps, self.dtype, name="q_norm")(q)
+            k = RMSNorm(cfg.rms_norm_eps, self.dtype, name="k_norm")(k)
+        q = apply_rope(q, positions, inv_freq)
+        k = apply_rope(k, positions, inv_freq)
         v = v.reshape(batch, seq, cfg.num_kv_heads, cfg.head_dim)
 
         # Cache is [B, kv_heads, T, head_dim]: each (row, kv head) is one contiguous [T, hd]
@@ -133,12 +183,13 @@ class Attention(nn.Module):
         q = q.reshape(batch, seq, cfg.num_kv_heads, group, cfg.head_dim)
         q = q.transpose(0, 2, 3, 1, 4).reshape(batch, cfg.num_kv_heads, group * seq, cfg.head_dim)
         scores = jnp.einsum("bkqd,bktd->bkqt", q, k_all,
-                            preferred_element_type=jnp.float32) / math.sqrt(cfg.head_dim)
-        slots = jnp.arange(k_all.shape[2])
+                            preferred_element_type=jnp.float32)
+        # Llama divides by sqrt(head_dim); Gemma multiplies by query_pre_attn_scalar ** -0.5.
+        scores = (scores / math.sqrt(cfg.head_dim) if cfg.query_scale is None
+                  else scores * cfg.query_scale)
+        scores = softcap(scores, cfg.attn_softcap)
         query_slots = jnp.tile(offset + jnp.arange(seq), group)  # row q = g * seq + s
-        # Visible: at or before the query's own slot, and not left padding of this row.
-        visible = (slots[None, None, :] <= query_slots[None, :, None]) & (
-            slots[None, None, :] >= start[:, None, None])  # [B, group*seq, T]
+        visible = attention_mask(jnp.arange(k_all.shape[2]), query_slots, start, self.window)
         scores = jnp.where(visible[:, None], scores, jnp.finfo(jnp.float32).min)
         probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
         out = jnp.einsum("bkqt,bktd->bkqd", probs, v_all.astype(self.dtype))
@@ -146,6 +197,9 @@ class Attention(nn.Module):
         out = out.transpose(0, 3, 1, 2, 4).reshape(batch, seq, q_dim)
         out = Linear(cfg.hidden_size, self.dtype, self.param_dtype, name="o_proj")(out)
         return out, LayerCache(k_all, v_all)
+
+
+_ACTIVATIONS = {"silu": nn.silu, "gelu_tanh": lambda x: jax.nn.gelu(x, approximate=True)}
 
 
 class MLP(nn.Module):
@@ -158,25 +212,44 @@ class MLP(nn.Module):
         gate_up = Linear(2 * self.config.intermediate_size, self.dtype, self.param_dtype,
                          name="gate_up")(x)
         gate, up = jnp.split(gate_up, 2, axis=-1)
+        act = _ACTIVATIONS[self.config.mlp_activation]
         return Linear(self.config.hidden_size, self.dtype, self.param_dtype,
-                      name="down_proj")(nn.silu(gate) * up)
+                      name="down_proj")(act(gate) * up)
 
 
 class Block(nn.Module):
+    """One decoder layer. `layer` (its index) says whether it is a sliding-window layer."""
+
     config: LlamaConfig
     dtype: jnp.dtype
     param_dtype: jnp.dtype
+    layer: int = 0
 
     @nn.compact
-    def __call__(self, x, positions, cache, offset, start, inv_freq):
-        eps = self.config.rms_norm_eps
-        h, cache = Attention(self.config, self.dtype, self.param_dtype, name="attn")(
+    def __call__(self, x, positions, cache, offset, start, rope: RopeTables):
+        cfg = self.config
+        eps = cfg.rms_norm_eps
+        h, cache = Attention(cfg, self.dtype, self.param_dtype, cfg.layer_window(self.layer),
+                             name="attn")(
             RMSNorm(eps, self.dtype, name="attn_norm")(x), positions, cache, offset, start,
-            inv_freq)
+            rope.for_layer(cfg, self.layer))
+        if cfg.post_norms:
+            h = RMSNorm(eps, self.dtype, name="post_attn_norm")(h)
         x = x + h
-        x = x + MLP(self.config, self.dtype, self.param_dtype, name="mlp")(
+        h = MLP(cfg, self.dtype, self.param_dtype, name="mlp")(
             RMSNorm(eps, self.dtype, name="mlp_norm")(x))
-        return x, cache
+        if cfg.post_norms:
+            h = RMSNorm(eps, self.dtype, name="post_mlp_norm")(h)
+        return x + h, cache
+
+
+def embed_tokens(config: LlamaConfig, embed: jax.Array, tokens: jax.Array, dtype) -> jax.Array:
+    """Token embeddings, scaled where the architecture scales them (Gemma: by sqrt(hidden),
+    rounded to the activation dtype first, as the reference does)."""
+    x = jnp.take(embed, tokens, axis=0).astype(dtype)
+    if config.embed_scale != 1.0:
+        x = x * jnp.asarray(config.embed_scale, dtype)
+    return x
 
 
 class Decoder(nn.Module):
@@ -199,15 +272,15 @@ class Decoder(nn.Module):
         cfg = self.config
         embed = self.param("embed", nn.initializers.normal(0.02),
                            (cfg.vocab_size, cfg.hidden_size), self.param_dtype)
-        x = jnp.take(embed, tokens, axis=0).astype(self.dtype)
+        x = embed_tokens(cfg, embed, tokens, self.dtype)
         positions = offset + jnp.arange(tokens.shape[1])[None, :] - start[:, None]
-        inv_freq = jnp.asarray(rope_inv_freq(cfg))
+        rope = rope_tables(cfg)
         new_cache = []
         # Layers are unrolled (a Python loop, not nn.scan): each layer keeps its own cache
         # buffer, which XLA can update in place; scanning over stacked caches copies them.
         for i in range(cfg.num_layers):
-            x, layer_cache = Block(cfg, self.dtype, self.param_dtype, name=f"layer_{i}")(
-                x, positions, cache[i], offset, start, inv_freq)
+            x, layer_cache = Block(cfg, self.dtype, self.param_dtype, i, name=f"layer_{i}")(
+                x, positions, cache[i], offset, start, rope)
             new_cache.append(layer_cache)
         if last_only:
             x = x[:, -1]
@@ -217,7 +290,7 @@ class Decoder(nn.Module):
         head = self.param("lm_head", nn.initializers.normal(0.02),
                           (cfg.hidden_size, cfg.vocab_size), self.param_dtype)
         logits = jnp.dot(x.astype(self.param_dtype), head, preferred_element_type=jnp.float32)
-        return logits, tuple(new_cache)
+        return softcap(logits, cfg.final_softcap), tuple(new_cache)
 
 
 def params_from_canonical(config: LlamaConfig, flat: dict, param_dtype) -> dict:
@@ -244,9 +317,12 @@ def params_from_canonical(config: LlamaConfig, flat: dict, param_dtype) -> dict:
             [get(p + "q_proj"), get(p + "k_proj"), get(p + "v_proj")], axis=1)}
         if config.attention_bias:
             qkv["bias"] = np.concatenate([get(p + "q_bias"), get(p + "k_bias"), get(p + "v_bias")])
-        tree[f"layer_{i}"] = {
+        attn = {"qkv": qkv, "o_proj": {"kernel": get(p + "o_proj")}}
+        if config.qk_norm:
+            attn.update(q_norm=norm(p + "q_norm"), k_norm=norm(p + "k_norm"))
+        layer = tree[f"layer_{i}"] = {
             "attn_norm": norm(p + "attn_norm"),
-            "attn": {"qkv": qkv, "o_proj": {"kernel": get(p + "o_proj")}},
+            "attn": attn,
             "mlp_norm": norm(p + "mlp_norm"),
             "mlp": {
                 "gate_up": {"kernel": np.concatenate(
@@ -254,4 +330,7 @@ def params_from_canonical(config: LlamaConfig, flat: dict, param_dtype) -> dict:
                 "down_proj": {"kernel": get(p + "down_proj")},
             },
         }
+        if config.post_norms:
+            layer.update(post_attn_norm=norm(p + "post_attn_norm"),
+                         post_mlp_norm=norm(p + "post_mlp_norm"))
     return {"params": tree}

@@ -128,12 +128,22 @@ class Tokenizer:
                 token = token.get("content")
             return None if token is None else backend.token_to_id(token)
 
+        model_config = model_config.get("text_config") or model_config  # multimodal Gemma 3
+        # End-of-turn ids: the checkpoint's generation config lists every id that ends a reply
+        # (Gemma: <eos> and <end_of_turn>), the model config at least one.
+        generation = _read_json(os.path.join(path, "generation_config.json"))
+        ends = [i for source in (generation, model_config)
+                for i in _as_list(source.get("eos_token_id"))]
         eos = token_id("eos_token")
-        if eos is None:
-            eos = model_config.get("eos_token_id")
-            eos = eos[0] if isinstance(eos, list) else eos
+        if eos is None and ends:
+            eos = ends[0]
         if eos is None:
             raise ValueError(f"{path}: no eos_token in tokenizer_config.json or config.json")
+        bos = token_id("bos_token")
+        add_bos = config.get("add_bos_token")
+        if add_bos is None:  # newer HF saves say it only in tokenizer.json's post-processor
+            add_bos = bos is not None and backend.encode(
+                "", add_special_tokens=True).ids[:1] == [bos]
         template = config.get("chat_template")
         template_file = os.path.join(path, "chat_template.jinja")  # where newer HF saves it
         if template is None and os.path.exists(template_file):
@@ -142,9 +152,8 @@ class Tokenizer:
         if isinstance(template, list):  # named templates: take the default one
             template = next((t["template"] for t in template if t.get("name") == "default"),
                             None)
-        return cls(backend, eos_id=eos, bos_id=token_id("bos_token"),
-                   pad_id=token_id("pad_token"),
-                   add_bos=bool(config.get("add_bos_token", False)), chat_template=template)
+        return cls(backend, eos_id=eos, bos_id=bos, pad_id=token_id("pad_token"),
+                   add_bos=bool(add_bos), chat_template=template, extra_stop_ids=ends)
 
     # -- use --------------------------------------------------------------------------------
 
@@ -172,6 +181,10 @@ class Tokenizer:
 
     def _token(self, token_id: Optional[int]) -> str:
         return "" if token_id is None else (self._backend.id_to_token(token_id) or "")
+
+
+def _as_list(value) -> list:
+    return [] if value is None else list(value) if isinstance(value, list) else [value]
 
 
 def _read_json(path: str) -> dict:
