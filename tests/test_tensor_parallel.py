@@ -71,7 +71,7 @@ def _child() -> dict:
     out["env"] = dict(sharding.resolve_mesh().shape)
     out["env_device_wins"] = sharding.resolve_mesh(device=jax.devices()[1])
     del os.environ[sharding.MESH_ENV]
-    out["cache_specs"] = {f"{kv}/{m}": str(sharding.cache_spec(kv, m))
+    out["cache_specs"] = {f"{kv}/{m}": list(sharding.cache_spec(kv, m))
                           for kv, m in ((8, 8), (3, 4), (4, 1))}
     errors = {}
     for name, kwargs in {"too_big": dict(mesh="4x4"), "bad": dict(mesh="2by4"),
@@ -135,9 +135,8 @@ def test_mesh_from_environment_and_errors(child):
     assert child["env"] == {"data": 2, "model": 4}
     assert child["env_device_wins"] is None  # a named device runs alone
     # kv heads that do not divide the model axis: the cache is replicated over it.
-    assert child["cache_specs"] == {"8/8": "PartitionSpec('data', 'model')",
-                                    "3/4": "PartitionSpec('data',)",
-                                    "4/1": "PartitionSpec('data',)"}
+    assert child["cache_specs"] == {"8/8": ["data", "model"], "3/4": ["data"],
+                                    "4/1": ["data"]}
     errors = child["errors"]
     assert "needs 16 devices" in errors["too_big"]
     assert "DATAxMODEL" in errors["bad"]
