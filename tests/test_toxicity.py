@@ -11,6 +11,7 @@ CLEAN = [
     "Pour the vodka, light the grill, and don't be a stranger.",
     "The new release is garbage collected, so memory stays flat.",
     "I hoe to see you guys soon!",
+    "Next time you leave magic trash in my jacket, sign it.",
 ]
 
 
@@ -41,6 +42,8 @@ def test_fallback_rephrases_and_repairs_grammar():
         "Fuck you, you stupid bitch. The meeting is at noon.": "Forget you. The meeting is at noon.",
         "He's an idiot but he fixed the build today.": "He's unkind but he fixed the build today.",
         "get your ass over here, the food is ready": "get yourself over here, the food is ready",
+        # a capital comes back only where a dropped word began the sentence
+        "Fuck, the build broke... so it goes. the end": "The build broke... so it goes. the end",
     }
     for text, want in cases.items():
         out = task.fallback("t", text, 0)

@@ -65,6 +65,13 @@ POINTERS = {"you", "u", "ya", "yu", "ur", "your", "youre", "you're", "yall", "y'
             "he", "she", "they", "hes", "he's", "shes", "she's", "theyre", "they're", "his",
             "her", "him", "them", "those", "these", "dem", "em", "all", "bunch", "yo", "is",
             "are", "r", "ure", "u're"}
+# Words that insult things as often as people: aimed only when nothing but a link stands
+# between the pointer and the word.
+THING_INSULTS = {"trash", "garbage", "lame", "ugly", "useless", "dumb", "stupid", "pathetic",
+                 "worthless", "trashy", "disgusting", "fat"}
+_LINKS = {"is", "are", "r", "re", "'re", "so", "such", "a", "an", "straight", "just", "complete",
+          "total", "pure", "absolute", "really", "fucking", "fuckin", "being", "be", "was",
+          "were", "look", "looks", "sound", "sounds", "too", "very", "hella", "mad"}
 _YOU = {"you", "u", "ya", "yu", "ur", "your", "youre", "you're", "yall", "y'all", "ya'll", "ure",
         "u're"}
 NEXT_ONLY = {"colored"}  # targeted only right before a people word
@@ -160,6 +167,8 @@ def aimed(toks: list, i: int) -> bool:
         reach = 3 if word in _YOU else 2
         if len(before) - j > reach:
             continue
+        if toks[i][2] in THING_INSULTS and not set(before[j + 1:]) <= _LINKS:
+            continue  # "you're trash", "ur so trash"; not "you leave magic trash in my jacket"
         if word in POINTERS and (word not in _POINTER_NEEDS_NEXT or j == len(before) - 1):
             # "the game is trash" is about a thing: "is"/"are" count only right before
             # the word and only for a person's insult or slur, not "trash"/"garbage"

@@ -186,6 +186,8 @@ def _substitute(toks: list, i: int, span: Span, prev: str, nxt: str, prev2: str)
             return "", 0  # "Bitch I'm not about to ..." -> "I'm not about to ..."
         if prev in {"a", "an", "such"} and prev2 in _BE | {"such", "a", "an"}:
             return "unkind", 0  # "you're an idiot" -> "you're unkind" (article dropped)
+        if prev in _BE and plural:
+            return "unkind", 0  # "you guys are idiots" -> "... are unkind"
         return ("people" if plural else "person"), 0
     return "", 0
 
@@ -230,26 +232,37 @@ def rephrase(text: str, spans) -> tuple[str, tuple]:
             new = new[0].upper() + new[1:]
         elif span.value.isupper() and len(span.value) > 1 and new:
             new = new.upper()
-        out.append((span.start, end, new, span.category))
+        # A sentence that now starts where a capitalised word was dropped gets its capital
+        # back on the next word (only there: the rest of the text is not touched).
+        cap = not new and not before and span.value[:1].isupper()
+        out.append((span.start, end, new, span.category + ("^" if cap else "")))
         pos = end
     # Articles the substitutes make redundant ("an idiot" -> "unkind", "the fuck" -> "").
     edits = [(s, s + len(text[s:].split(None, 1)[0]), "", "article") for s in drop_article_at]
-    pieces, last = [], 0
+    pieces, last, capitalise = [], 0, False
     for start, end, new, category in sorted(out + edits):
         if start < last:
             continue
-        pieces += [text[last:start], new]
+        gap = text[last:start]
+        if capitalise:
+            gap = re.sub(r"^(\W*)([a-z])", lambda m: m.group(1) + m.group(2).upper(), gap)
+        pieces += [gap, new]
+        capitalise = category.endswith("^")
+        category = category.rstrip("^")
         if category != "article":
             changes.append({"start": start, "end": end, "category": category,
                             "replacement": new})
         last = end
-    pieces.append(text[last:])
+    tail = text[last:]
+    if capitalise:
+        tail = re.sub(r"^(\W*)([a-z])", lambda m: m.group(1) + m.group(2).upper(), tail)
+    pieces.append(tail)
     return repair("".join(pieces), text), tuple(changes)
 
 
 def repair(text: str, original: str) -> str:
     """Grammar the substitutions touched: "yourself" joined, a/an agreement, doubled words,
-    spacing and punctuation left by a dropped word, a capital where a sentence now starts."""
+    spacing and punctuation left by a dropped word (capitals: see rephrase)."""
     text = re.sub(r"\b([Yy]our|[Yy]o|[Uu]r|[Mm]y|[Mm]ah) self\b",
                   lambda m: {"yo": "your", "ur": "your", "mah": "my"}.get(
                       m.group(1).lower(), m.group(1)) + "self", text)
@@ -260,8 +273,6 @@ def repair(text: str, original: str) -> str:
     text = re.sub(r" +([,.;:!?])", r"\1", text)
     text = re.sub(r"([,;:])(?=\s*[,;:.!?])", "", text)
     text = re.sub(r"^[ \t]*[,;:]\s*", "", text)
-    text = re.sub(r"(^|[.!?]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(), text) \
-        if original[:1].isupper() else text
     return text.strip() if text.strip() != text and original == original.strip() else text
 
 
