@@ -9,6 +9,7 @@ lengths) against HF's own generate.
 """
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -176,6 +177,38 @@ def test_chat_template_and_end_of_turn_from_checkpoint(pair):
     want = want["input_ids"] if isinstance(want, dict) or hasattr(want, "keys") else want
     assert ours.encode(text) == list(want)  # one BOS: the template's
     assert hf_tok.convert_tokens_to_ids("<end_of_turn>") in ours.tokenizer.stop_ids
+
+
+def test_chat_template_features_qwen3_and_gemma_use(tmp_path):
+    """Loop controls, a namespace, reversed iteration and tojson (Qwen3's template uses them)
+    render as HF renders them."""
+    from gdr_beam.model.tokenizer import Tokenizer
+
+    hf_tok = _tokenizer(tmp_path)
+    hf_tok.chat_template = (
+        "{%- set ns = namespace(last=-1) %}"
+        "{%- for m in messages[::-1] %}{%- if m.role == 'user' %}"
+        "{%- set ns.last = messages|length - 1 - loop.index0 %}{%- break %}{%- endif %}"
+        "{%- endfor %}"
+        "{%- for m in messages %}{%- if loop.index0 == ns.last %}<start_of_turn>last "
+        "{%- else %}<start_of_turn>{% endif %}{{ m.role }}\n{{ m.content | trim }}"
+        "{%- if m.meta is defined %} {{ m.meta | tojson }}{% endif %}<end_of_turn>\n"
+        "{%- endfor %}{%- if add_generation_prompt %}<start_of_turn>model\n{%- endif %}")
+    hf_tok.save_pretrained(tmp_path)
+    messages = [{"role": "user", "content": "a <b> & 'c'", "meta": {"k": "é<>"}},
+                {"role": "assistant", "content": "ok "}, {"role": "user", "content": "again"}]
+    ours = Tokenizer.from_hf_dir(str(tmp_path)).apply_chat_template(messages)
+    assert ours == hf_tok.apply_chat_template(messages, tokenize=False,
+                                              add_generation_prompt=True)
+    assert '{"k": "é<>"}' in ours and "<start_of_turn>lastuser\nagain" in ours
+    # A multimodal checkpoint may keep its template only in the processor's chat_template.json.
+    if (tmp_path / "chat_template.jinja").exists():
+        (tmp_path / "chat_template.jinja").unlink()
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    (tmp_path / "chat_template.json").write_text(json.dumps({"chat_template": "{{ 'x' }}"}))
+    assert Tokenizer.from_hf_dir(str(tmp_path)).chat_template == "{{ 'x' }}"
 
 
 def test_older_gemma3_config_layout():

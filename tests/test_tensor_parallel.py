@@ -43,6 +43,8 @@ def _child() -> dict:
 
     single = gdr_beam.load_model(directory, dtype="float32", max_batch_tokens=4096)
     out["single"] = run(single)
+    long_ids = single.encode(" ".join(prompts))
+    out["single"]["logits"] = single.logits(long_ids).tolist()
     out["single_bytes"] = sum(x.nbytes for x in jax.tree.leaves(single.params))
 
     def observe(m):
@@ -67,6 +69,9 @@ def _child() -> dict:
     for spec in MESHES:
         out[spec] = observe(gdr_beam.load_model(directory, dtype="float32", mesh=spec,
                                                 max_batch_tokens=4096))
+    # Full-sequence logits too (one mesh: each costs a compile), beyond the sliding window.
+    two_by_four = gdr_beam.load_model(directory, dtype="float32", mesh="2x4")
+    out["2x4"]["logits"] = two_by_four.logits(long_ids).tolist()
     os.environ[sharding.MESH_ENV] = "2x4"
     out["env"] = dict(sharding.resolve_mesh().shape)
     out["env_device_wins"] = sharding.resolve_mesh(device=jax.devices()[1])
@@ -106,6 +111,13 @@ def test_mesh_generates_what_one_device_does(child, spec):
     got, want = child[spec], child["single"]
     assert got["greedy"] == want["greedy"]
     assert max(map(len, want["greedy"])) >= 8
+
+
+def test_mesh_logits_equal_one_device(child):
+    import numpy as np
+    want = np.asarray(child["single"]["logits"])
+    assert want.shape[0] > 4 * 8  # longer than the sliding window
+    np.testing.assert_allclose(child["2x4"]["logits"], want, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("spec", MESHES)

@@ -5,7 +5,8 @@ GGUF's vocab and merges, or loaded from a checkpoint directory's tokenizer.json.
 rules follow llama.cpp's definition of the pre-tokenizer the GGUF names
 (`tokenizer.ggml.pre`, see llama.cpp src/llama-vocab.cpp): a list of regexes applied in turn,
 each splitting the pieces of the previous one. The chat template is rendered with jinja2 in a
-sandbox, the way HF renders it.
+sandbox, the way HF renders it (loop controls, `tojson`, `strftime_now`: what Qwen3's and
+Gemma's templates use).
 """
 
 from __future__ import annotations
@@ -149,6 +150,8 @@ class Tokenizer:
         if template is None and os.path.exists(template_file):
             with open(template_file, encoding="utf-8") as f:
                 template = f.read()
+        if template is None:  # a multimodal checkpoint's processor file (Gemma 3)
+            template = _read_json(os.path.join(path, "chat_template.json")).get("chat_template")
         if isinstance(template, list):  # named templates: take the default one
             template = next((t["template"] for t in template if t.get("name") == "default"),
                             None)
@@ -194,6 +197,17 @@ def _read_json(path: str) -> dict:
         return json.load(f)
 
 
+def _tojson(value, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+    # As HF's filter: no HTML escaping (jinja's own tojson escapes <, >, &, ').
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
+                      sort_keys=sort_keys)
+
+
+def _strftime_now(fmt):
+    import datetime  # pylint: disable=import-outside-toplevel
+    return datetime.datetime.now().strftime(fmt)
+
+
 def _raise_exception(message):
     raise jinja2.exceptions.TemplateError(message)
 
@@ -204,8 +218,11 @@ _TEMPLATES: dict[str, jinja2.Template] = {}
 def _compile_template(source: str) -> jinja2.Template:
     # Same environment settings as HF's chat templating, so templates render identically.
     if source not in _TEMPLATES:
-        env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        env = jinja2.sandbox.ImmutableSandboxedEnvironment(
+            trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+        env.filters["tojson"] = _tojson
         env.globals["raise_exception"] = _raise_exception
+        env.globals["strftime_now"] = _strftime_now
         _TEMPLATES[source] = env.from_string(source)
         logging.debug("compiled chat template (%d chars)", len(source))
     return _TEMPLATES[source]
