@@ -280,3 +280,31 @@ def test_qwen3_gguf_reads_as_the_hf_directory(tmp_path):
     assert sorted(from_gguf.params) == sorted(from_hf.params)
     for name, w in from_hf.params.items():
         np.testing.assert_array_equal(from_gguf.params[name], w, err_msg=name)
+
+
+def test_multimodal_gemma3_checkpoint_reads_its_text_decoder(tmp_path):
+    """Gemma 3 4B/12B/27B ship as Gemma3ForConditionalGeneration: config.json nests the text
+    config, the decoder's tensors sit under model.language_model., next to a vision tower.
+    The loader reads the same decoder from that layout as from a text-only export."""
+    from safetensors.numpy import load_file, save_file
+
+    model = _build("gemma3", vocab=64)
+    model.save_pretrained(tmp_path / "text")
+    text_config = json.loads((tmp_path / "text" / "config.json").read_text())
+    tensors = load_file(str(tmp_path / "text" / "model.safetensors"))
+    wrapped = {name.replace("model.", "model.language_model.", 1): w
+               for name, w in tensors.items()}
+    wrapped["model.vision_tower.vision_model.embeddings.patch_embedding.weight"] = np.zeros(
+        (8, 3, 2, 2), np.float32)
+    wrapped["model.multi_modal_projector.mm_input_projection_weight"] = np.zeros(
+        (8, 64), np.float32)
+    (tmp_path / "mm").mkdir()
+    save_file(wrapped, str(tmp_path / "mm" / "model.safetensors"))
+    (tmp_path / "mm" / "config.json").write_text(json.dumps(
+        {"model_type": "gemma3", "text_config": text_config, "vision_config": {"x": 1}}))
+    text = checkpoints.load_checkpoint(str(tmp_path / "text"))
+    multimodal = checkpoints.load_checkpoint(str(tmp_path / "mm"))
+    assert multimodal.config == text.config
+    assert sorted(multimodal.params) == sorted(text.params)
+    for name, w in text.params.items():
+        np.testing.assert_array_equal(multimodal.params[name], w, err_msg=name)
