@@ -70,9 +70,12 @@ def by_key(dead):
 
 
 def refined(i, **extra):
+    verdict = rec.VERDICTS[i % 4]
     return {"id": f"doc-{i:02d}", "text": f"refined text {i}", "original_sha256": f"{i:064x}",
-            "task": "pii", "model": "tiny", "verdict": rec.VERDICTS[i % 4],
-            "changes": json.dumps([{"start": i, "end": i + 1}]), **extra}
+            "task": "pii", "model": "tiny", "verdict": verdict,
+            "changes": json.dumps([{"start": i, "end": i + 1}]),
+            "fallback_reasons": json.dumps(["truncated", "leaked_value"]
+                                           if verdict == "fallback" else []), **extra}
 
 
 # --- records.py -------------------------------------------------------------------------------
@@ -115,6 +118,14 @@ def test_normalize_record_rules():
         assert "f.jsonl:3" in str(err.value)
     with pytest.raises(rec.RecordError, match="field_collision"):
         norm({"body": "x", "text": "y"}, text_field="body")
+
+
+def test_json_list_reads_old_and_new_outputs():
+    assert rec.json_list(b'["truncated", "leaked_value"]') == ["truncated", "leaked_value"]
+    assert rec.json_list('[{"start": 1}]') == [{"start": 1}]
+    # Outputs written before fallback_reasons existed: absent or "" reads as no reasons.
+    for old in (None, "", b"", "not json", '{"a": 1}'):
+        assert rec.json_list(old) == []
 
 
 def test_example_codec_and_dead_letter_json():

@@ -70,6 +70,8 @@ def check_output_contract(example, task="pii"):
     assert example["task"].decode() == task
     assert example["verdict"].decode() in rec.VERDICTS
     assert isinstance(json.loads(example["changes"].decode() or "[]"), list)
+    reasons = json.loads(example["fallback_reasons"].decode())
+    assert reasons if example["verdict"] == b"fallback" else reasons == []
     assert example["text"].decode().strip()
 
 

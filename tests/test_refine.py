@@ -227,6 +227,11 @@ def test_outputs_follow_the_contract(run_once):
         assert set(rec.OUTPUT_FIELDS) <= set(out)
         assert out["verdict"] in rec.VERDICTS and out["task"] == "pii" and out["model"]
         assert isinstance(json.loads(out["changes"]), list)
+        reasons = json.loads(out["fallback_reasons"])
+        if out["verdict"] == "fallback":  # one reason per failed attempt (max_retries=1: two)
+            assert len(reasons) == 2 and all(r and isinstance(r, str) for r in reasons), out
+        else:
+            assert reasons == []
         for value in ("415-555-0134", "tom@mail.com", "555-201-7788", "x@y.com"):
             assert value not in out["text"]
     ok1 = next(o for o in outputs if o["id"] == "ok-1")

@@ -24,7 +24,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 # The output contract of gdr-beam: every refined example has these string fields.
-CONTRACT_FIELDS = ("id", "text", "original_sha256", "task", "model", "verdict", "changes")
+# `fallback_reasons` came in 1.1.0; outputs written before it read as "" there.
+CONTRACT_FIELDS = ("id", "text", "original_sha256", "task", "model", "verdict", "changes",
+                   "fallback_reasons")
 
 
 @dataclasses.dataclass
@@ -36,8 +38,9 @@ class RefinedTextConfig(tfds.core.BuilderConfig):
 class RefinedText(tfds.core.GeneratorBasedBuilder):
     """Refined texts with their provenance; pass-through fields kept as one JSON string."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First version: contract fields, num_changes, metadata."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "First version: contract fields, num_changes, metadata.",
+                     "1.1.0": "fallback_reasons: why the model's rewrites were not used."}
     BUILDER_CONFIGS = [
         RefinedTextConfig(name="all", description="Every refined example."),
         # A fallback means the model's rewrite was rejected and the task's rule-based fallback

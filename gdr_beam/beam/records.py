@@ -33,8 +33,13 @@ from typing import Iterable, Mapping, Optional
 import tensorflow as tf
 
 STAGES = ("read", "prompt", "generate", "verify", "filter", "dedup", "write")
-# Fields every refined output example carries, all strings.
-OUTPUT_FIELDS = ("id", "text", "original_sha256", "task", "model", "verdict", "changes")
+# Fields every refined output example carries, all strings. `changes` and `fallback_reasons`
+# are JSON lists: the replaced spans, and for a `fallback` the verifier's reason code for each
+# model attempt that failed (in attempt order; [] for other verdicts). Outputs written before
+# `fallback_reasons` existed lack it: read a missing or empty value as [] (`json_list`).
+OUTPUT_FIELDS = ("id", "text", "original_sha256", "task", "model", "verdict", "changes",
+                 "fallback_reasons")
+JSON_LIST_FIELDS = ("changes", "fallback_reasons")
 VERDICTS = ("rewritten", "unchanged", "fallback", "rejected")
 KINDS = ("bool", "int", "float", "str", "bytes")
 
@@ -205,6 +210,22 @@ def coerce_field(name: str, value, stage: str = "read"):
         raise RecordError(stage, "unrepresentable_field", f"field {name!r}: {e}") from None
     _check_unicode(name, encoded, stage)
     return encoded
+
+
+def json_list(value) -> list:
+    """An output's JSON-list field (`changes`, `fallback_reasons`) as a list: bytes or str,
+    missing/empty (older outputs) or not a JSON list -> []."""
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("utf-8", "replace")
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if not isinstance(value, str) or not value:
+        return []
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return []
+    return parsed if isinstance(parsed, list) else []
 
 
 def derive_id(text: str) -> str:

@@ -13,7 +13,8 @@ errors, so every input ends as exactly one refined record or one dead letter:
   verify    the task reviews the rewrite; one that fails (empty, cut off by max_new_tokens,
             leaking a detected value, ...) goes back to prompt/generate with the failure as
             feedback, up to `max_retries` times, and is then repaired by the task's fallback
-            (verdict `fallback`); a `rejected` verdict becomes a dead letter with the reason
+            (verdict `fallback`, with `fallback_reasons`: the verifier's reason code for each
+            failed attempt); a `rejected` verdict becomes a dead letter with the reason
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from gdr_beam.tasks import get_task
 
 DEAD = "dead_letter"
 RETRY = "retry"
+# The `fallback_reasons` of a fallback made without a model pass (Task.use_model False).
+MODEL_SKIPPED = "model_skipped"
 
 
 def example_seed(run_seed: int, example_id: str) -> int:
@@ -80,8 +83,11 @@ def retry_seed(run_seed: int, example_id: str, attempt: int) -> int:
 
 
 class _BuildPrompt(beam.DoFn):
-    """record, or (record, feedback) on a retry -> (record, GenerationRequest).
-    Loads only the tokenizer and config (cheap)."""
+    """record, or (record, feedback, reasons) on a retry -> ((record, reasons), request).
+
+    `reasons` (a tuple of the verifier's reason codes of the attempts that failed so far) rides
+    in the key next to the record, so the last attempt's fallback can say why it was needed
+    without a field the record's payload would carry. Loads only the tokenizer and config."""
 
     def __init__(self, task, model_path: Optional[str], max_new_tokens: int, seed: int,
                  attempt: int = 0):
@@ -97,7 +103,7 @@ class _BuildPrompt(beam.DoFn):
         self._task_obj = get_task(self._task)
 
     def process(self, element):
-        record, feedback = element if self._attempt else (element, None)
+        record, feedback, reasons = element if self._attempt else (element, None, ())
         try:
             prompt = self._tokenizer.apply_chat_template(
                 self._task_obj.messages(record["text"], feedback=feedback))
@@ -110,7 +116,7 @@ class _BuildPrompt(beam.DoFn):
                         f"prompt has {num_tokens} tokens; with max_new_tokens="
                         f"{self._max_new_tokens} it exceeds the model context of {self._context}")
             return
-        yield record, GenerationRequest(record["id"], prompt, num_tokens,
+        yield (record, reasons), GenerationRequest(record["id"], prompt, num_tokens,
                                         retry_seed(self._seed, record["id"], self._attempt))
 
 
@@ -125,7 +131,7 @@ class _Verify(beam.DoFn):
         self._task_obj = get_task(self._task)
 
     def process(self, element):
-        record, result = element
+        (record, reasons), result = element
         generation = result.inference
         name = self._task_obj.name
         try:
@@ -134,9 +140,10 @@ class _Verify(beam.DoFn):
             check = review.accepted
             if check is None:
                 count("verify", f"{name}/failed/{review.reason}")
+                reasons = reasons + (review.reason,)
                 if not self._final:
                     count("verify", f"{name}/retry")
-                    yield beam.pvalue.TaggedOutput(RETRY, (record, review.detail))
+                    yield beam.pvalue.TaggedOutput(RETRY, (record, review.detail, reasons))
                     return
                 check = self._task_obj.fallback(record["id"], record["text"], self._seed,
                                                 review.reason)
@@ -149,15 +156,20 @@ class _Verify(beam.DoFn):
                         f"task {name} rejected the example after the model's rewrite failed "
                         f"({review.reason}: {review.detail})")
             return
-        yield _output(record, check, name, result.model_id or "")
+        yield _output(record, check, name, result.model_id or "", reasons)
 
 
-def _output(record: dict, check, task_name: str, model_id: str) -> dict:
-    """The output contract's record for an emitted verification."""
+def _output(record: dict, check, task_name: str, model_id: str, reasons: tuple) -> dict:
+    """The output contract's record for an emitted verification. `reasons`: why the model's
+    attempts failed, kept on a fallback only."""
     out = {k: v for k, v in record.items() if k not in ("id", "text")}
     out.update(id=record["id"], text=check.text, original_sha256=rec.text_sha256(record["text"]),
                task=task_name, model=model_id, verdict=check.verdict,
-               changes=json.dumps(list(check.changes), sort_keys=True, ensure_ascii=False))
+               changes=json.dumps(list(check.changes), sort_keys=True, ensure_ascii=False),
+               # Reason codes only, never the detail: a detail may quote the very value the
+               # refinement removed.
+               fallback_reasons=json.dumps(list(reasons) if check.verdict == "fallback" else [],
+                                           ensure_ascii=False))
     return out
 
 
@@ -184,7 +196,8 @@ class _Direct(beam.DoFn):
             yield _dead(record, "verify", check.reason or "rejected",
                         f"task {name} rejected the example (model pass skipped)")
             return
-        yield _output(record, check, name, "")
+        # No model attempt failed: the task skipped the model, and its fallback says so.
+        yield _output(record, check, name, "", (MODEL_SKIPPED,))
 
 
 def _failed_batch_to_dead(element):
@@ -194,7 +207,7 @@ def _failed_batch_to_dead(element):
         detail = f"{getattr(error[0], '__name__', error[0])}: {error[1]}"
     else:
         detail = repr(error)
-    for record, _ in batch:
+    for (record, _), _ in batch:
         yield _dead(record, "generate", "inference_error", detail[:2000]).value
 
 
