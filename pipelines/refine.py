@@ -14,6 +14,14 @@ quality filters and dedup removed on purpose, the same way) and `report.json` / 
 
 from __future__ import annotations
 
+import sys
+
+if __name__ == "__main__":
+    # Before Beam, TensorFlow and JAX are imported: some of them log at import time.
+    from pipelines import quiet
+    quiet.configure(sys.argv)
+
+# pylint: disable=wrong-import-position
 import dataclasses
 import importlib
 import threading
@@ -28,8 +36,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
 
 from gdr_beam import report as report_lib
+from gdr_beam.report import timeline
 from gdr_beam.adapters import AUTO, auto_adapter
 from gdr_beam.beam import io as gio
+from gdr_beam.beam import survey
 from gdr_beam.beam.handler import JaxModelHandler
 from gdr_beam.beam.dedup import Deduplicate, NearDedupConfig
 from gdr_beam.beam.filters import QualityFilter
@@ -72,6 +82,12 @@ flags.DEFINE_string("name", "refined", "Dataset name: the shard file prefix.")
 flags.DEFINE_string("split", "train", "Split to write; also the TFDS split read from tfds:// "
                     "inputs that do not name one.")
 flags.DEFINE_float("progress_interval", 30.0, "Seconds between progress log lines per worker.")
+flags.DEFINE_integer("estimate", 0, "Estimate instead of run: refine a seeded sample of this "
+                     "many input records here, count the input, and print the expected "
+                     "worker-hours and cost per launcher machine type (approximate; "
+                     "launch/prices.json). Also writes OUTPUT_DIR/estimate.json.")
+flags.DEFINE_float("estimate_tokens_per_s", None, "With --estimate: the generated tokens/s of "
+                   "one accelerator worker to assume instead of launch/prices.json's.")
 flags.mark_flags_as_required(["input", "output_dir"])
 FLAGS = flags.FLAGS
 
@@ -114,9 +130,26 @@ class _Totals:
     """Per-process totals, so all threads of a worker log one progress line between them."""
     lock = threading.Lock()
     start: Optional[float] = None
+    end: Optional[float] = None
     last_log = 0.0
     examples = 0
     tokens = 0
+
+
+def reset_progress() -> None:
+    with _Totals.lock:
+        _Totals.start = _Totals.end = None
+        _Totals.last_log = 0.0
+        _Totals.examples = _Totals.tokens = 0
+
+
+def generation_seconds() -> Optional[float]:
+    """Wall time from the start of this process's first generated batch to the end of its
+    last (None before any): the generation time of an in-process run, loading excluded."""
+    with _Totals.lock:
+        if _Totals.start is None or _Totals.end is None:
+            return None
+        return max(_Totals.end - _Totals.start, 1e-3)
 
 
 class ProgressHandler(JaxModelHandler):
@@ -127,31 +160,69 @@ class ProgressHandler(JaxModelHandler):
     model loading does not blur them; the run report has the whole-job figures.
     """
 
-    def __init__(self, *args, progress_interval: float = 30.0, **kwargs):
+    def __init__(self, *args, progress_interval: float = 30.0,
+                 started_at: Optional[float] = None, expected_inputs: Optional[int] = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self._interval = progress_interval
+        self._started_at = started_at
+        self._expected = expected_inputs
 
     def run_inference(self, batch, model, inference_args=None):
         began = time.time()
         results = super().run_inference(batch, model, inference_args)
         now = time.time()
         tokens = sum(r.inference.num_tokens for r in results)
+        if self._started_at is not None:  # the report's throughput over time
+            timeline.record(self._started_at, now, len(batch), tokens)
         with _Totals.lock:
             if _Totals.start is None:
                 _Totals.start = began
                 _Totals.last_log = now - self._interval  # log the first batch: it shows life
             _Totals.examples += len(batch)
             _Totals.tokens += tokens
+            _Totals.end = now
             due = now - _Totals.last_log >= self._interval
             if due:
                 _Totals.last_log = now
                 examples, tokens, elapsed = _Totals.examples, _Totals.tokens, now - _Totals.start
         if due:
             elapsed = max(elapsed, 1e-3)
-            logging.info("progress: %d examples generated, %d tokens in %.0fs from the first "
-                         "batch (%.2f examples/s, %.1f tokens/s)", examples, tokens, elapsed,
-                         examples / elapsed, tokens / elapsed)
+            logging.info("progress: %d examples generated%s, %d tokens in %.0fs from the first "
+                         "batch (%.2f examples/s, %.1f tokens/s)%s", examples,
+                         f" of ~{self._expected:,} inputs" if self._expected else "", tokens,
+                         elapsed, examples / elapsed, tokens / elapsed,
+                         _eta(self._expected, examples, elapsed))
         return results
+
+
+def _eta(expected: Optional[int], done: int, elapsed: float) -> str:
+    """ETA at this process's rate. Retries count as generations too, and with several worker
+    processes each sees only its share: a rough figure, labelled as such."""
+    if not expected or done <= 0:
+        return ""
+    left = max(expected - done, 0) * elapsed / done
+    return f", ETA ~{_duration(left)} at this process's rate"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _expected_inputs(job) -> Optional[int]:
+    """The input's record count for the ETA, cheaply (file sizes + a 4 MB scan, or TFDS
+    metadata); None when that fails: progress lines then go without an ETA."""
+    try:
+        fmt = job.input_format or gio.infer_format(job.input)
+        return survey.survey(job.input, fmt, 0, split=job.split if fmt == "tfds" else None,
+                             max_scan_bytes=4 << 20).records
+    except Exception as e:  # pylint: disable=broad-except  # an ETA is never worth a failure
+        logging.info("no input count for the ETA: %s", e)
+        return None
 
 
 # --- The pipeline -----------------------------------------------------------------------------
@@ -167,7 +238,8 @@ def build(pipeline, job: RefineJob, started_at: Optional[float] = None):
         else None)
     handler = ProgressHandler(job.model, adapter=job.adapter, max_new_tokens=job.max_new_tokens,
                               temperature=job.temperature, max_batch_tokens=job.max_batch_tokens,
-                              progress_interval=job.progress_interval)
+                              progress_interval=job.progress_interval, started_at=started_at,
+                              expected_inputs=_expected_inputs(job))
     task = job.task
     if job.task_module:
         for module in job.task_module:
@@ -232,27 +304,34 @@ def run(job: RefineJob, beam_args: Sequence[str] = ()) -> Optional[dict]:
     if state != PipelineState.DONE:
         return None
     report = report_lib.read_report(job.output_dir)
-    tokens = _counter(result, "gdr/generate/tokens_out")
-    if tokens is not None:
-        report_lib.write_report(report_lib.add_generated_tokens(report, tokens), job.output_dir)
+    counters = _counters(result)
+    if counters is not None:
+        points = timeline.from_counters(
+            {k: v for k, v in counters.items() if k.startswith(timeline.PREFIX)},
+            report.get("throughput", {}).get("elapsed_s"))
+        report_lib.write_report(report_lib.add_runner_metrics(
+            report, counters.get("gdr/generate/tokens_out"), points,
+            prompt_tokens=counters.get("gdr/generate/tokens_in")), job.output_dir)
     return report
 
 
-def _counter(result, name: str) -> Optional[int]:
-    """A counter's committed value (attempted where the runner has no committed ones)."""
+def _counters(result) -> Optional[dict]:
+    """The job's gdr counters, name -> committed value (attempted where the runner has no
+    committed ones, summed over steps); None when the runner gives no metrics."""
     try:
-        query = result.metrics().query(MetricsFilter().with_name(name))
+        query = result.metrics().query(MetricsFilter().with_namespace(timeline.NAMESPACE))
     except Exception as e:  # pylint: disable=broad-except  # metrics are optional extras
         logging.warning("no metrics from the runner: %s", e)
         return None
-    values = []
+    values: dict = {}
     for c in query["counters"]:
         try:
-            values.append(c.committed)
+            value = c.committed
         except Exception:  # pylint: disable=broad-except  # runner without committed metrics
-            values.append(c.attempted)
-    values = [v for v in values if v is not None]
-    return sum(values) if values else None
+            value = c.attempted
+        if value is not None:
+            values[c.key.metric.name] = values.get(c.key.metric.name, 0) + value
+    return values
 
 
 def summary(report: dict, job: RefineJob) -> str:
@@ -300,6 +379,14 @@ def parse_flags(argv: Sequence[str]) -> list:
 
 def main(argv: Sequence[str]) -> int:
     job = RefineJob.from_flags()
+    if FLAGS.estimate:
+        from pipelines import estimate  # pylint: disable=import-outside-toplevel
+        est = estimate.estimate(job, FLAGS.estimate, sys.modules[__name__],
+                                tokens_per_s=FLAGS.estimate_tokens_per_s,
+                                prices=estimate.load_prices())
+        print(estimate.render(est))
+        print(f"  written: {estimate.write_estimate(est, job.output_dir)}")
+        return 0
     report = run(job, argv[1:])
     if report is None:
         print("The pipeline did not finish here (a non-blocking runner?); the report will be at "

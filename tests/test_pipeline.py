@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 
@@ -102,11 +103,11 @@ def sample_run(tmp_path_factory):
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-5000:]
-    return out, proc.stdout
+    return out, proc.stdout, proc.stderr
 
 
 def test_cli_sample_loads_with_tfds(sample_run):
-    out, stdout = sample_run
+    out, stdout, _ = sample_run
     with open(SAMPLE, encoding="utf-8") as f:
         inputs = {r["id"]: r for r in map(json.loads, f)}
     builder, examples = load_outputs(out)
@@ -128,8 +129,27 @@ def test_cli_sample_loads_with_tfds(sample_run):
     assert "adapter: shipped:pii" in stdout
 
 
+def test_cli_is_quiet_by_default(sample_run):
+    """Only our own log lines: the libraries' INFO/WARNING chatter is filtered (pipelines/quiet.py)."""
+    _, _, stderr = sample_run
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert any("progress:" in line for line in lines)  # our progress line is kept
+    for noise in ("apitools", "cpu_feature_guard", "Loaded recognizer", "xla_bridge",
+                  "native_type_compatibility", "Recognizer not added", "statecache"):
+        assert not any(noise in line for line in lines), noise
+    own = re.compile(r"^[IWE]\d{4} [\d:.]+ +\d+ (\w+\.py):\d+\]")
+    for line in lines:
+        match = own.match(line)
+        assert match, line  # every line is an absl-format log line of ours
+        assert match.group(1) in OUR_FILES, line
+
+
+OUR_FILES = {os.path.basename(p) for pattern in ("gdr_beam/**/*.py", "pipelines/*.py")
+             for p in glob.glob(os.path.join(REPO, pattern), recursive=True)}
+
+
 def test_cli_sample_report(sample_run):
-    out, _ = sample_run
+    out, _, _ = sample_run
     report = report_lib.read_report(out)
     assert report["balanced"] and report["writes_balanced"]
     assert report["counts"] == {"inputs": 8, "read": 8, "refined": 8, "outputs": 8,
@@ -158,14 +178,14 @@ def test_cli_sample_report(sample_run):
 
 
 def test_same_seed_gives_identical_shards(sample_run, tmp_path):
-    out, _ = sample_run
+    out, _, _ = sample_run
     again = str(tmp_path / "again")
     run_job(SAMPLE, again, "--num_shards=2", *SAMPLING)
     assert shard_bytes(again) == shard_bytes(out)
 
 
 def test_example_tfds_builder(sample_run, tmp_path):
-    out, _ = sample_run
+    out, _, _ = sample_run
     spec = importlib.util.spec_from_file_location(
         "refined_text", os.path.join(REPO, "examples", "refined_tfds", "refined_text.py"))
     module = importlib.util.module_from_spec(spec)

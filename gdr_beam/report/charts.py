@@ -95,10 +95,10 @@ def histogram(buckets: Sequence[str], before: Sequence[int], after: Sequence[int
         return empty(f"{label}: no texts")
     idx = list(range(used[0], used[-1] + 1))
     top = max(max(before[i], after[i]) for i in idx) or 1
-    plot_h, base = 160, 20 + 160
+    plot_h, base = 160, 36 + 160  # the legend above the tallest column's label
     slot = (WIDTH - 20) / len(idx)
     col = min(28.0, slot / 2 - 2)
-    parts = [_legend(legend)]
+    parts = [_legend(legend, x=WIDTH - 250)]
     for k, i in enumerate(idx):
         x0 = 10 + k * slot + slot / 2 - col
         for j, (value, color, which) in enumerate(((before[i], BEFORE, legend[0]),
@@ -153,8 +153,8 @@ def line_chart(xs: Sequence[float], ys: Sequence[float], label: str, *, x_unit: 
     return _svg(base + 22, "".join(parts), label)
 
 
-def _legend(names) -> str:
-    return (f'<rect x="{LABEL_W}" y="4" width="12" height="12" fill="{BEFORE}"/>'
-            f'<text x="{LABEL_W + 16}" y="14" {FONT}>{_e(names[0])}</text>'
-            f'<rect x="{LABEL_W + 110}" y="4" width="12" height="12" fill="{AFTER}"/>'
-            f'<text x="{LABEL_W + 126}" y="14" {FONT}>{_e(names[1])}</text>')
+def _legend(names, x: float = LABEL_W) -> str:
+    return (f'<rect x="{x}" y="4" width="12" height="12" fill="{BEFORE}"/>'
+            f'<text x="{x + 16}" y="14" {FONT}>{_e(names[0])}</text>'
+            f'<rect x="{x + 110}" y="4" width="12" height="12" fill="{AFTER}"/>'
+            f'<text x="{x + 126}" y="14" {FONT}>{_e(names[1])}</text>')

@@ -23,7 +23,8 @@ h1 { margin-bottom: 0.2em; } .sub { color: #555; margin-top: 0; }
 .card { border: 1px solid #ddd; border-radius: 6px; padding: 0.7em 1em; min-width: 9em; }
 .card .n { font-size: 1.8em; font-weight: bold; } .card .what { color: #555; }
 .ok { color: #1b7a3a; } .bad { color: #b00020; font-weight: bold; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(660px, 1fr)); gap: 1em; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 1em; }
+figure svg { max-width: 100%; height: auto; }
 figure { margin: 0; border: 1px solid #eee; border-radius: 6px; padding: 0.6em; }
 figcaption { font-weight: bold; margin-bottom: 0.4em; } .note { color: #555; font-size: 0.9em; }
 table { border-collapse: collapse; margin: 0.6em 0; }
@@ -211,8 +212,8 @@ def _samples(report: Mapping) -> list:
             categories = sorted({str(c.get("category")) for c in changes
                                  if isinstance(c, Mapping) and c.get("category")}) \
                 if isinstance(changes, list) else []
-            replaced = (f' <span class="note">replaced: {_e(", ".join(categories))}</span>'
-                        if categories else "")
+            replaced = (f' <span class="note">{" · " if why else ""}replaced: '
+                        f'{_e(", ".join(categories))}</span>' if categories else "")
             parts.append(f'<div class="sample"><h4>{_e(sample.get("id"))} — {_e(verdict)}'
                          f"</h4>{why}{replaced}"
                          "<table><tr><th>before</th><th>after</th></tr>"
