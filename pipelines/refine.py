@@ -190,7 +190,8 @@ class ProgressHandler(JaxModelHandler):
             elapsed = max(elapsed, 1e-3)
             logging.info("progress: %d examples generated%s, %d tokens in %.0fs from the first "
                          "batch (%.2f examples/s, %.1f tokens/s)%s", examples,
-                         f" of ~{self._expected:,} inputs" if self._expected else "", tokens,
+                         f" (retries included; input ~{self._expected:,} records)"
+                         if self._expected else "", tokens,
                          elapsed, examples / elapsed, tokens / elapsed,
                          _eta(self._expected, examples, elapsed))
         return results
@@ -311,7 +312,7 @@ def run(job: RefineJob, beam_args: Sequence[str] = ()) -> Optional[dict]:
             report.get("throughput", {}).get("elapsed_s"))
         report_lib.write_report(report_lib.add_runner_metrics(
             report, counters.get("gdr/generate/tokens_out"), points,
-            prompt_tokens=counters.get("gdr/generate/tokens_in")), job.output_dir)
+            prompt_tokens=counters.get("gdr/generate/tokens_in")), job.output_dir, log=False)
     return report
 
 

@@ -109,7 +109,7 @@ class RunReport(beam.PTransform):
             originals=beam.pvalue.AsSingleton(originals), files=beam.pvalue.AsSingleton(files))
 
 
-def write_report(report: Mapping, output_dir: str) -> tuple:
+def write_report(report: Mapping, output_dir: str, log: bool = True) -> tuple:
     """report.json + report.html (rendered from the same dict) in output_dir (local or any
     Beam filesystem)."""
     json_path = FileSystems.join(output_dir, REPORT_JSON)
@@ -119,7 +119,8 @@ def write_report(report: Mapping, output_dir: str) -> tuple:
                        (html_path, render_html(report))):
         with FileSystems.create(path) as f:
             f.write(data.encode("utf-8"))
-    logging.info("Run report: %s (%s)", json_path, report.get("balance"))
+    if log:
+        logging.info("Run report: %s (%s)", json_path, report.get("balance"))
     return json_path, html_path
 
 
