@@ -129,6 +129,8 @@ def test_secrets_job_skips_the_model_pass():
         dead_ids = [line.strip() for path in glob.glob(tmp + "/dead*") for line in open(path)]
     assert dead_ids == ["e"]  # empty text: a dead letter from the read stage, as always
     assert (outs["s"]["verdict"], outs["s"]["model"]) == ("fallback", "")
+    assert json.loads(outs["s"]["fallback_reasons"]) == ["model_skipped"]
+    assert json.loads(outs["c"]["fallback_reasons"]) == []
     assert "sk_live_4eC39HqLyjWDarjtT1zdp7dc" not in outs["s"]["text"]
     assert outs["s"]["text"].startswith('stripe.api_key = "sk_live_')
     assert (outs["c"]["verdict"], outs["c"]["text"]) == ("unchanged", "retries = 3\n")

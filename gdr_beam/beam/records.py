@@ -35,7 +35,8 @@ import tensorflow as tf
 STAGES = ("read", "prompt", "generate", "verify", "filter", "dedup", "write")
 # Fields every refined output example carries, all strings. `changes` and `fallback_reasons`
 # are JSON lists: the replaced spans, and for a `fallback` the verifier's reason code for each
-# model attempt that failed (in attempt order; [] for other verdicts). Outputs written before
+# model attempt that failed (in attempt order; ["model_skipped"] when the task makes no model
+# pass, see Task.use_model; [] for other verdicts). Outputs written before
 # `fallback_reasons` existed lack it: read a missing or empty value as [] (`json_list`).
 OUTPUT_FIELDS = ("id", "text", "original_sha256", "task", "model", "verdict", "changes",
                  "fallback_reasons")
