@@ -1,9 +1,15 @@
 """How generation work is cut into batches: the one rule the engine and the Beam handler share.
 
 The engine runs a batch as one padded program: every row left-padded to the prompt-length
-bucket of the batch's longest prompt, the KV cache sized to that bucket plus max_new_tokens
-(rounded up), and the row count padded to a row bucket. `max_batch_tokens` bounds that padded
-program: rows x (prompt bucket + new-token slots) <= max_batch_tokens.
+bucket of the batch's longest prompt, the KV cache sized to that bucket plus the largest
+new-token budget of its rows (rounded up), and the row count padded to a row bucket.
+`max_batch_tokens` bounds that padded program: rows x (prompt bucket + new-token slots) <=
+max_batch_tokens.
+
+Budgets are per prompt (`max_new_tokens` is one int for every prompt or one int per prompt): a
+rewrite is about as long as its input, so a short input should not reserve the slots of a long
+one. Batches group rows by padded size (prompt bucket + budget), so rows of similar input and
+output length share a program.
 
 A batch therefore holds `rows_per_batch(...)` rows, which is always a row bucket, so a full
 batch carries no padding rows. The Beam handler weighs each request as its share of such a
@@ -18,7 +24,6 @@ Pure Python on purpose: the launcher and BatchElements import it without JAX.
 from __future__ import annotations
 
 MIN_PROMPT_BUCKET = 32
-NEW_TOKENS_MULTIPLE = 32
 # Row counts a batch is padded to: 1, 2, 4, 8, then multiples of 8. Finer than powers of two
 # (a 26-row budget runs 24 rows, not 16), coarse enough that a call compiles few programs.
 _ROW_MULTIPLE = 8
@@ -37,8 +42,10 @@ def prompt_bucket(n: int) -> int:
 
 
 def new_tokens_slots(max_new_tokens: int) -> int:
-    """KV-cache slots reserved for generated tokens."""
-    return -(-max_new_tokens // NEW_TOKENS_MULTIPLE) * NEW_TOKENS_MULTIPLE
+    """KV-cache slots reserved for generated tokens: the same buckets as prompts (32, 48, 64,
+    96, ...). Budgets differ per prompt, so a finer rounding would compile a program for
+    almost every batch; this one wastes at most a third of the slots of the largest budget."""
+    return prompt_bucket(max_new_tokens)
 
 
 def row_bucket(n: int) -> int:
@@ -77,16 +84,42 @@ def request_weight(prompt_len: int, max_new_tokens: int, max_batch_tokens: int,
     return max(max_batch_tokens // rows, row_tokens(prompt_len, max_new_tokens))
 
 
-def plan_batches(lengths, max_new_tokens: int, max_batch_tokens: int,
+def budgets_list(max_new_tokens, n: int) -> list[int]:
+    """One new-token budget per prompt from an int (the same for all) or a sequence of n ints."""
+    if isinstance(max_new_tokens, (int,)) and not isinstance(max_new_tokens, bool):
+        budgets = [max_new_tokens] * n
+    else:
+        budgets = [int(b) for b in max_new_tokens]
+        if len(budgets) != n:
+            raise ValueError(f"got {len(budgets)} max_new_tokens for {n} prompts")
+    for i, b in enumerate(budgets):
+        if b < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {b} for prompt {i}")
+    return budgets
+
+
+def plan_batches(lengths, max_new_tokens, max_batch_tokens: int,
                  max_batch_size: int) -> list[list[int]]:
-    """Prompt indices grouped into batches: longest first, so a batch holds similar lengths,
-    each batch as many rows as `rows_per_batch` allows for its longest prompt."""
+    """Prompt indices grouped into batches whose padded programs fit max_batch_tokens.
+
+    max_new_tokens: one int for all prompts or one per prompt. Rows are taken largest padded
+    size first (prompt bucket + budget slots, then prompt length), so a batch holds similar
+    rows; a row joins the open batch while `rows_per_batch` of the batch's longest prompt and
+    largest budget (the program it would run as) still has room. With one budget for all this
+    is: longest prompt first, each batch as many rows as its first prompt allows."""
+    budgets = budgets_list(max_new_tokens, len(lengths))
+    order = sorted(range(len(lengths)),
+                   key=lambda i: (-row_tokens(lengths[i], budgets[i]), -lengths[i], i))
     batches: list[list[int]] = []
-    capacity = 0
-    for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
-        if batches and len(batches[-1]) < capacity:
-            batches[-1].append(i)
-            continue
+    longest = largest = 0
+    for i in order:
+        if batches:
+            grown_len, grown_new = max(longest, lengths[i]), max(largest, budgets[i])
+            if len(batches[-1]) < rows_per_batch(grown_len, grown_new, max_batch_tokens,
+                                                 max_batch_size):
+                batches[-1].append(i)
+                longest, largest = grown_len, grown_new
+                continue
         batches.append([i])
-        capacity = rows_per_batch(lengths[i], max_new_tokens, max_batch_tokens, max_batch_size)
+        longest, largest = lengths[i], budgets[i]
     return batches

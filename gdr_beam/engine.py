@@ -26,6 +26,8 @@ from gdr_beam.model.tokenizer import Tokenizer
 from gdr_beam.sharding import Devices, MeshSpec, Parallel, resolve_devices, resolve_mesh
 
 Seed = Union[int, Sequence[int]]
+# New-token budget: one int for every prompt, or one int per prompt (e.g. from its input length).
+Budget = Union[int, Sequence[int]]
 
 
 def resolve_dtypes(device: jax.Device, dtype=None, param_dtype=None):
@@ -85,20 +87,21 @@ class LanguageModel:
             ids = [bos] + ids
         return ids
 
-    def generate(self, prompts: Sequence[str], max_new_tokens: int = 256,
+    def generate(self, prompts: Sequence[str], max_new_tokens: Budget = 256,
                  temperature: float = 0.0, top_k: Optional[int] = None,
                  top_p: Optional[float] = None, seed: Seed = 0,
                  stop: Optional[Sequence[str]] = None) -> list[str]:
         """Continues each (already formatted) prompt; returns the new text of each.
 
         Generation of a row ends at an end-of-turn token, at the first stop string (excluded
-        from the result) or after max_new_tokens. seed: one int for the call (each prompt's key
-        is folded from it and the prompt's index) or one int per prompt.
+        from the result) or after its max_new_tokens: one int for every prompt, or one int per
+        prompt (a short input need not reserve a long one's slots). seed: one int for the call
+        (each prompt's key is folded from it and the prompt's index) or one int per prompt.
         """
         texts, _ = self._generate(prompts, max_new_tokens, temperature, top_k, top_p, seed, stop)
         return texts
 
-    def generate_with_ids(self, prompts: Sequence[str], max_new_tokens: int = 256,
+    def generate_with_ids(self, prompts: Sequence[str], max_new_tokens: Budget = 256,
                           temperature: float = 0.0, top_k: Optional[int] = None,
                           top_p: Optional[float] = None, seed: Seed = 0,
                           stop: Optional[Sequence[str]] = None
@@ -124,7 +127,7 @@ class LanguageModel:
         texts = [_cut_at_stop(self.tokenizer.decode(row), stop) for row in out_ids]
         return texts, out_ids
 
-    def generate_ids(self, prompt_ids: Sequence[Sequence[int]], *, max_new_tokens: int,
+    def generate_ids(self, prompt_ids: Sequence[Sequence[int]], *, max_new_tokens: Budget,
                      sampling: SamplingParams = SamplingParams(), seed: Seed = 0,
                      should_stop=None) -> list[list[int]]:
         keys = row_keys(seed, len(prompt_ids))

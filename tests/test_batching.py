@@ -12,7 +12,8 @@ def test_buckets():
         [32, 32, 48, 48, 64, 96, 96, 128, 256]
     assert [batching.row_bucket(n) for n in (1, 2, 3, 5, 8, 9, 16, 17, 25, 33)] == \
         [1, 2, 4, 8, 8, 16, 16, 24, 32, 40]
-    assert [batching.new_tokens_slots(n) for n in (1, 32, 33, 48)] == [32, 32, 64, 64]
+    assert [batching.new_tokens_slots(n) for n in (1, 32, 33, 48, 65, 200)] == \
+        [32, 32, 48, 48, 96, 256]
 
 
 @pytest.mark.parametrize("budget,max_rows,max_new", [(8192, 32, 48), (16384, 32, 256),
@@ -51,3 +52,22 @@ def test_request_weights_fill_exactly_one_engine_batch():
 def test_a_row_over_budget_runs_alone():
     assert batching.rows_per_batch(900, 256, 1000, 32) == 1
     assert batching.request_weight(900, 256, 1000, 32) > 1000
+
+
+def test_per_prompt_budgets_plan_fits_and_one_budget_plans_as_before():
+    rng = random.Random(7)
+    lengths = [rng.randint(20, 900) for _ in range(200)]
+    budgets = [min(rng.randint(1, 3) * n // 2 + 32, 1024) for n in lengths]
+    plan = batching.plan_batches(lengths, budgets, 8192, 32)
+    assert sorted(i for b in plan for i in b) == list(range(len(lengths)))
+    for batch in plan:
+        # The program a batch runs as: its longest prompt's bucket + its largest budget's slots.
+        row = (batching.prompt_bucket(max(lengths[i] for i in batch))
+               + batching.new_tokens_slots(max(budgets[i] for i in batch)))
+        assert batching.row_bucket(len(batch)) * row <= 8192 or len(batch) == 1
+    assert batching.plan_batches(lengths, [64] * 200, 8192, 32) == \
+        batching.plan_batches(lengths, 64, 8192, 32)
+    with pytest.raises(ValueError, match="3 max_new_tokens for 200 prompts"):
+        batching.plan_batches(lengths, [1, 2, 3], 8192, 32)
+    with pytest.raises(ValueError, match=">= 1"):
+        batching.plan_batches([5], [0], 8192, 32)

@@ -99,6 +99,63 @@ def test_padding_invariance(model):
     assert reordered == batched[::-1][:4]
 
 
+def test_per_prompt_budgets(model):
+    """Each row stops at its own budget; greedy, a short budget gives the long one's start."""
+    prompts = [_chat(model, p) for p in PROMPTS[:4]]
+    full = model.generate_ids([model.encode(p) for p in prompts], max_new_tokens=24)
+    budgets = [3, 24, 9, 1]
+    texts, cut = model.generate_with_ids(prompts, max_new_tokens=budgets)
+    assert cut == [f[:b] for f, b in zip(full, budgets)]
+    assert sum(len(f) > b for f, b in zip(full, budgets)) >= 2  # the budgets did cut rows
+    assert texts[3] == model.tokenizer.decode(cut[3])
+
+
+def test_prefix_cache_is_exact(model):
+    """A shared prefix prefilled once: every suffix position's logits equal a full prefill's
+    (f32 tolerance), and greedy output is the same with the prefix cache on, off, or reused by
+    a later call of one prompt."""
+    import jax.numpy as jnp
+    from gdr_beam import prefix_cache
+    from gdr_beam.model.llama import Decoder, LayerCache
+    from gdr_beam.tasks import get_task
+    task = get_task("pii")
+    texts = ["Call Dr. Ana Ruiz at 415-555-0134 tomorrow.",
+             "The train leaves at nine from platform two, said Tom Baker to the crowd."]
+    prompts = [model.encode(model.apply_chat_template(task.messages(t))) for t in texts]
+    P = prefix_cache.usable_len(prefix_cache.common_prefix_len(prompts), min(map(len, prompts)))
+    assert P >= 128  # the task's system message and few-shot pair
+    kv = model.sampler._prefix_prefill(model.params, jnp.asarray([prompts[0][:P]], jnp.int32))
+    suffixes = [p[P:] for p in prompts]
+    width = max(map(len, suffixes)) + 3  # every row has a hole between prefix and suffix
+    tokens = np.zeros((2, width), np.int32)
+    start = np.zeros((2,), np.int32)
+    for r, suffix in enumerate(suffixes):
+        tokens[r, width - len(suffix):] = suffix
+        start[r] = P + width - len(suffix)
+    cache = tuple(LayerCache(*(jnp.zeros((2,) + part.shape[1:2] + (P + width,) + part.shape[3:],
+                                         part.dtype).at[:, :, :P].set(part[0])
+                               for part in (layer.k, layer.v))) for layer in kv)
+    logits, _ = Decoder(model.config, model.dtype, model.param_dtype).apply(
+        model.params, jnp.asarray(tokens), cache, jnp.int32(P), jnp.asarray(start),
+        prefix_len=jnp.int32(P))
+    for r, (prompt, suffix) in enumerate(zip(prompts, suffixes)):
+        np.testing.assert_allclose(np.asarray(logits[r, width - len(suffix):]),
+                                   model.logits(prompt)[P:], atol=1e-3, rtol=1e-3)
+
+    sampler = model.sampler
+    reused = sampler.stats.prefix_reused_tokens
+    on = model.generate_ids(prompts, max_new_tokens=[24, 40])
+    assert sampler.stats.prefix_reused_tokens - reused == 2 * P
+    hits = sampler.prefixes.hits
+    assert model.generate_ids(prompts[1:], max_new_tokens=40) == on[1:]
+    assert sampler.prefixes.hits == hits + 1  # one prompt alone reuses the cached prefix
+    sampler.prefix_cache = False
+    try:
+        assert model.generate_ids(prompts, max_new_tokens=[24, 40]) == on
+    finally:
+        sampler.prefix_cache = True
+
+
 def test_sampling_depends_on_seed_not_batch(model):
     prompts = [_chat(model, "Write a sentence about the sea."), _chat(model, "Name a colour.")]
     kwargs = dict(max_new_tokens=16, temperature=1.0, top_k=50, top_p=0.95)

@@ -14,8 +14,8 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from gdr_beam import batching
 from gdr_beam.beam import records as rec
-from gdr_beam.beam.handler import GenerationRequest, JaxModelHandler
-from gdr_beam.beam.refine import Refine, example_seed
+from gdr_beam.beam.handler import GenerationRequest, JaxModelHandler, request_budget
+from gdr_beam.beam.refine import Refine, RewriteBudget, _BuildPrompt, example_seed
 from gdr_beam.tasks import Span, Task, get_task, register_task
 from gdr_beam.tasks.pii import detect
 
@@ -150,6 +150,28 @@ def test_handler_batches_are_the_engine_batches():
                     label="one_program_each")
         assert_that(lengths | "rows" >> beam.Map(len), equal_to([24, 24, 24, 24, 4]),
                     label="full")
+
+
+def test_rewrite_budget_follows_the_example_and_caps():
+    budget = RewriteBudget()
+    assert budget.tokens(10, 256) == 45 and budget.tokens(100, 256) == 162
+    assert budget.tokens(1000, 256) == 256
+    prompt = _BuildPrompt("pii", None, 256, 0, budget=budget)
+    prompt.setup()
+    tokens = len(prompt._tokenizer.encode("word " * 50))
+    (_, request), = prompt.process({"id": "a", "text": "word " * 50})
+    assert request.max_new_tokens == budget.tokens(tokens, 256) < 256
+    # Without a budget rule every example gets max_new_tokens, as before.
+    fixed = _BuildPrompt("pii", None, 256, 0, budget=None)
+    fixed.setup()
+    (_, request), = fixed.process({"id": "a", "text": "word " * 50})
+    assert request.max_new_tokens == 256
+    # A request's own budget weighs its batch share, capped at the handler's max_new_tokens.
+    handler = JaxModelHandler(max_new_tokens=256, max_batch_tokens=8192)
+    small = GenerationRequest("s", "p", 100, 0, 40)
+    assert handler.element_weight(small) < handler.element_weight(small._replace(
+        max_new_tokens=None)) == handler.element_weight(small._replace(max_new_tokens=999))
+    assert request_budget(small, 256) == 40 and request_budget(small, 16) == 16
 
 
 def test_unknown_inference_args_are_rejected():

@@ -10,7 +10,7 @@ processes wants (one model per GPU, not one per process).
 
 Batching: by tokens, not examples, with the engine's own rule (`gdr_beam.batching`). A request
 weighs its share of an engine batch: max_batch_tokens / the rows the engine fits in one batch
-of prompts as long as it (padded prompt + max_new_tokens slots per row), never less than its
+of requests like it (padded prompt + its new-token budget's slots per row), never less than its
 own padded KV-cache tokens. A batch never weighs more than `max_batch_tokens`, so a batch of
 long prompts holds fewer of them, and requests of similar length arrive in exactly the batches
 the engine would cut itself: no padding rows, no second program per batch.
@@ -40,6 +40,9 @@ class GenerationRequest(NamedTuple):
     prompt: str  # already chat-formatted
     num_tokens: int  # prompt tokens (BOS included), counted before batching
     seed: int  # per-example sampling seed (may be 64-bit)
+    # This request's new-token budget (e.g. from its input's length); None: the handler's
+    # max_new_tokens. Never more than the handler's (or inference_args') max_new_tokens.
+    max_new_tokens: Optional[int] = None
 
 
 class Generation(NamedTuple):
@@ -61,6 +64,12 @@ def check_generation_args(max_new_tokens=None, temperature=None, top_k=None, top
         raise ValueError(f"top_k must be None or an int >= 1, got {top_k!r}")
     if top_p is not None and (not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):
         raise ValueError(f"top_p must be None or in (0, 1], got {top_p!r}")
+
+
+def request_budget(request: GenerationRequest, cap: int) -> int:
+    """The new-token budget a request runs with: its own, never above cap."""
+    own = request.max_new_tokens
+    return cap if own is None else max(1, min(int(own), cap))
 
 
 class _ServedModel:
@@ -91,7 +100,8 @@ class JaxModelHandler(ModelHandler[GenerationRequest, PredictionResult, Any]):
       merged into the weights at load.
     max_new_tokens, temperature, top_k, top_p: defaults; RunInference's `inference_args` may
       override them per pipeline, but not raise max_new_tokens above the handler's, since batch
-      weights are computed from it before inference_args are seen.
+      weights are computed from it before inference_args are seen. max_new_tokens is also the
+      upper bound of every request's own budget (`GenerationRequest.max_new_tokens`).
     max_batch_tokens, max_batch_size: the batch budget (also handed to the engine, which keeps
       its padded batches within it).
     """
@@ -169,6 +179,8 @@ class JaxModelHandler(ModelHandler[GenerationRequest, PredictionResult, Any]):
             return []
         self.validate_inference_args(inference_args)
         args = {**self._defaults, **(inference_args or {})}
+        budgets = [request_budget(r, args["max_new_tokens"]) for r in batch]
+        args["max_new_tokens"] = budgets
         texts, ids = model.generate_with_ids([r.prompt for r in batch],
                                              seed=[r.seed for r in batch], **args)
         name = model_name(model)
@@ -176,15 +188,15 @@ class JaxModelHandler(ModelHandler[GenerationRequest, PredictionResult, Any]):
         Metrics.counter(NAMESPACE, "gdr/generate/tokens_in").inc(sum(r.num_tokens for r in batch))
         Metrics.counter(NAMESPACE, "gdr/generate/tokens_out").inc(sum(map(len, ids)))
         Metrics.distribution(NAMESPACE, "gdr/generate/batch_size").update(len(batch))
-        return [PredictionResult(r, Generation(t, len(i), len(i) >= args["max_new_tokens"]), name)
-                for r, t, i in zip(batch, texts, ids)]
+        return [PredictionResult(r, Generation(t, len(i), len(i) >= b), name)
+                for r, t, i, b in zip(batch, texts, ids, budgets)]
 
     def element_weight(self, element) -> int:
         """A request's batch weight: its share of an engine batch (see gdr_beam.batching)."""
         # Under KeyedModelHandler, BatchElements sees (key, request) pairs.
         request = element if isinstance(element, GenerationRequest) else element[1]
-        return request_weight(request.num_tokens, self.max_new_tokens, self.max_batch_tokens,
-                              self.max_batch_size)
+        return request_weight(request.num_tokens, request_budget(request, self.max_new_tokens),
+                              self.max_batch_tokens, self.max_batch_size)
 
     def batch_elements_kwargs(self):
         # This Beam's BatchElements has no max_batch_weight (ModelHandler accepts one but

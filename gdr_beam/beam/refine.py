@@ -5,8 +5,10 @@
 Stages, each turning its failures into dead letters (stage, reason, payload) rather than
 errors, so every input ends as exactly one refined record or one dead letter:
   read      normalise the input (dict or tf.train.Example) into {id, text, pass-through}
-  prompt    build the task's chat prompt and count its tokens; a prompt that does not fit the
-            model context with max_new_tokens to spare is a dead letter `too_long` (we do not
+  prompt    build the task's chat prompt, count its tokens and give the example its own
+            new-token budget (`RewriteBudget`: a rewrite is about as long as its input, so
+            1.3x the text's tokens + 32, at most max_new_tokens); a prompt that does not fit
+            the model context with its budget to spare is a dead letter `too_long` (we do not
             split texts: a split rewrite could not be verified as one example)
   generate  RunInference over the JAX engine, batched by tokens; a batch that raises becomes
             one dead letter per example (`with_exception_handling`), never a failed job
@@ -19,8 +21,10 @@ errors, so every input ends as exactly one refined record or one dead letter:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
 from typing import NamedTuple, Optional
 
 import apache_beam as beam
@@ -35,6 +39,27 @@ DEAD = "dead_letter"
 RETRY = "retry"
 # The `fallback_reasons` of a fallback made without a model pass (Task.use_model False).
 MODEL_SKIPPED = "model_skipped"
+
+
+@dataclasses.dataclass(frozen=True)
+class RewriteBudget:
+    """How many new tokens an example may generate, from its own length.
+
+    A rewrite is about as long as its input (a name for a name, a number for a number), so the
+    budget is ceil(ratio * the text's tokens) + margin, never more than Refine's
+    max_new_tokens. One global budget instead cut long inputs off (then repaired by the
+    fallback) while short ones reserved KV-cache slots they never used.
+    """
+    ratio: float = 1.3
+    margin: int = 32
+
+    def __post_init__(self):
+        if self.ratio <= 0 or self.margin < 0:
+            raise ValueError(f"RewriteBudget needs ratio > 0 and margin >= 0, got {self}")
+
+    def tokens(self, text_tokens: int, max_new_tokens: int) -> int:
+        """The budget of a text of text_tokens tokens, capped at max_new_tokens."""
+        return max(1, min(math.ceil(self.ratio * text_tokens) + self.margin, max_new_tokens))
 
 
 def example_seed(run_seed: int, example_id: str) -> int:
@@ -90,9 +115,10 @@ class _BuildPrompt(beam.DoFn):
     without a field the record's payload would carry. Loads only the tokenizer and config."""
 
     def __init__(self, task, model_path: Optional[str], max_new_tokens: int, seed: int,
-                 attempt: int = 0):
+                 attempt: int = 0, budget: Optional[RewriteBudget] = None):
         self._task, self._model_path = task, model_path
         self._max_new_tokens, self._seed, self._attempt = max_new_tokens, seed, attempt
+        self._budget = budget
 
     def setup(self):
         from gdr_beam.engine import load_tokenizer
@@ -108,16 +134,24 @@ class _BuildPrompt(beam.DoFn):
             prompt = self._tokenizer.apply_chat_template(
                 self._task_obj.messages(record["text"], feedback=feedback))
             num_tokens = len(self._tokenizer.encode(prompt))
+            if self._budget is None:
+                budget, why = self._max_new_tokens, f"max_new_tokens={self._max_new_tokens}"
+            else:
+                text_tokens = len(self._tokenizer.encode(record["text"]))
+                budget = self._budget.tokens(text_tokens, self._max_new_tokens)
+                why = (f"its rewrite budget of {budget} new tokens (for a text of "
+                       f"{text_tokens} tokens; max_new_tokens={self._max_new_tokens})")
         except Exception as e:  # a task's prompt code must not take the job down
             yield _dead(record, "prompt", "prompt_error", f"{type(e).__name__}: {e}")
             return
-        if num_tokens + self._max_new_tokens > self._context:
+        if num_tokens + budget > self._context:
             yield _dead(record, "prompt", "too_long",
-                        f"prompt has {num_tokens} tokens; with max_new_tokens="
-                        f"{self._max_new_tokens} it exceeds the model context of {self._context}")
+                        f"prompt has {num_tokens} tokens; with {why} it exceeds the model "
+                        f"context of {self._context}")
             return
         yield (record, reasons), GenerationRequest(record["id"], prompt, num_tokens,
-                                        retry_seed(self._seed, record["id"], self._attempt))
+                                                   retry_seed(self._seed, record["id"],
+                                                              self._attempt), budget)
 
 
 class _Verify(beam.DoFn):
@@ -224,13 +258,17 @@ class Refine(beam.PTransform):
       greedy retry of a near-identical prompt tends to repeat itself) before the task's
       fallback repairs it. Each attempt is its own RunInference stage (Beam graphs have no
       loops); they share the one model per worker process (see handler.load_model).
+    max_new_tokens: the upper bound of every example's budget.
+    budget: each example's new-token budget from its own length (`RewriteBudget`), capped at
+      max_new_tokens; None gives every example max_new_tokens.
     """
 
     def __init__(self, task="pii", model: Optional[str] = None, *,
                  model_handler: Optional[JaxModelHandler] = None, text_field: str = "text",
                  id_field: str = "id", max_new_tokens: int = 256, temperature: float = 0.0,
                  seed: int = 0, max_batch_tokens: int = 8192, dtype=None,
-                 max_retries: int = 1, retry_temperature: float = 0.7):
+                 max_retries: int = 1, retry_temperature: float = 0.7,
+                 budget: Optional[RewriteBudget] = RewriteBudget()):
         super().__init__()
         get_task(task)  # unknown task names fail at construction, not on the workers
         if max_retries < 0:
@@ -239,6 +277,7 @@ class Refine(beam.PTransform):
         self._text_field, self._id_field = text_field, id_field
         self._max_new_tokens, self._seed = max_new_tokens, seed
         self._max_retries, self._retry_temperature = max_retries, retry_temperature
+        self._budget = budget
         self._handler = model_handler or JaxModelHandler(
             model, dtype=dtype, max_new_tokens=max_new_tokens, temperature=temperature,
             max_batch_tokens=max_batch_tokens)
@@ -258,7 +297,8 @@ class Refine(beam.PTransform):
             final = attempt == self._max_retries
             suffix = f"_retry{attempt}" if attempt else ""
             prompted = pending | f"Prompt{suffix}" >> beam.ParDo(_BuildPrompt(
-                self._task, self._model, self._max_new_tokens, self._seed, attempt)
+                self._task, self._model, self._max_new_tokens, self._seed, attempt,
+                self._budget)
             ).with_outputs(DEAD, main="requests")
             args = {"temperature": self._retry_temperature} if attempt else None
             generated, failed = (prompted.requests | f"Generate{suffix}" >> RunInference(

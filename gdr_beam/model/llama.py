@@ -11,6 +11,12 @@ Cache layout: slots [0, T). A row's prompt is left-padded so every row writes it
 the same slot; `start[b]` is the first real slot of row b and RoPE positions are `slot - start`.
 That makes a prompt's result independent of how much padding its batch needed.
 
+With a shared prefix (`prefix_len` > 0), slots [0, prefix_len) hold the KV of a prompt prefix
+every row shares (computed once, see generate.py), the rows' own suffixes are left-padded after
+it, and the padding between the two is a hole: row b sees [0, prefix_len) and [start[b], ...),
+and the position of slot t >= start[b] is t - start[b] + prefix_len. prefix_len = 0 is the
+plain layout above.
+
 Sliding-window layers keep the same cache as global ones and mask keys older than the window
 (`attention_mask`): exact, and one cache layout for every layer; the memory a ring buffer would
 save on local layers is left on the table.
@@ -127,16 +133,21 @@ class RMSNorm(nn.Module):
         return (x32 * scale).astype(self.dtype)
 
 
-def attention_mask(key_slots, query_slots, start, window=None):
+def attention_mask(key_slots, query_slots, start, window=None, prefix_len=0):
     """[B, Q, T] bool: which cache slots each query sees. Causal (at or before the query's own
-    slot), not the row's left padding (slot >= start[b]), and for a sliding-window layer only
-    the last `window` slots (the query's own included; HF's `kv > q - window`). Slots and
-    positions differ by the row's start, so a window in slots is the same window in positions.
+    slot), not the row's left padding (slot >= start[b], or a shared prefix's slot < prefix_len:
+    see the module docstring), and for a sliding-window layer only the last `window` positions
+    (the query's own included; HF's `kv > q - window`). The window is measured in positions:
+    across a shared prefix's hole, slots and positions differ by more than the row's start.
     """
     visible = (key_slots[None, None, :] <= query_slots[None, :, None]) & (
-        key_slots[None, None, :] >= start[:, None, None])
+        (key_slots[None, None, :] >= start[:, None, None])
+        | (key_slots[None, None, :] < prefix_len))
     if window is not None:
-        visible &= key_slots[None, None, :] > query_slots[None, :, None] - window
+        key_pos = jnp.where(key_slots[None, :] < prefix_len, key_slots[None, :],
+                            key_slots[None, :] - start[:, None] + prefix_len)  # [B, T]
+        query_pos = query_slots[None, :] - start[:, None] + prefix_len  # [B, Q]
+        visible &= key_pos[:, None, :] > query_pos[:, :, None] - window
     return visible
 
 
@@ -152,7 +163,7 @@ class Attention(nn.Module):
     window: Optional[int] = None  # sliding-window layer: how many positions a query sees
 
     @nn.compact
-    def __call__(self, x, positions, cache: LayerCache, offset, start, inv_freq):
+    def __call__(self, x, positions, cache: LayerCache, offset, start, inv_freq, prefix_len=0):
         cfg = self.config
         batch, seq, _ = x.shape
         q_dim = cfg.num_heads * cfg.head_dim
@@ -189,7 +200,8 @@ class Attention(nn.Module):
                   else scores * cfg.query_scale)
         scores = softcap(scores, cfg.attn_softcap)
         query_slots = jnp.tile(offset + jnp.arange(seq), group)  # row q = g * seq + s
-        visible = attention_mask(jnp.arange(k_all.shape[2]), query_slots, start, self.window)
+        visible = attention_mask(jnp.arange(k_all.shape[2]), query_slots, start, self.window,
+                                 prefix_len)
         scores = jnp.where(visible[:, None], scores, jnp.finfo(jnp.float32).min)
         probs = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
         out = jnp.einsum("bkqt,bktd->bkqd", probs, v_all.astype(self.dtype))
@@ -226,13 +238,13 @@ class Block(nn.Module):
     layer: int = 0
 
     @nn.compact
-    def __call__(self, x, positions, cache, offset, start, rope: RopeTables):
+    def __call__(self, x, positions, cache, offset, start, rope: RopeTables, prefix_len=0):
         cfg = self.config
         eps = cfg.rms_norm_eps
         h, cache = Attention(cfg, self.dtype, self.param_dtype, cfg.layer_window(self.layer),
                              name="attn")(
             RMSNorm(eps, self.dtype, name="attn_norm")(x), positions, cache, offset, start,
-            rope.for_layer(cfg, self.layer))
+            rope.for_layer(cfg, self.layer), prefix_len)
         if cfg.post_norms:
             h = RMSNorm(eps, self.dtype, name="post_attn_norm")(h)
         x = x + h
@@ -259,8 +271,10 @@ class Decoder(nn.Module):
       tokens: [B, S] int32, written at cache slots [offset, offset + S).
       cache: one LayerCache per layer, [B, kv_heads, T, head_dim] each.
       offset: scalar int32 slot of tokens[:, 0].
-      start: [B] int32 first non-padding slot of each row.
+      start: [B] int32 first non-padding slot of each row after the shared prefix.
       last_only: return logits of the last position only ([B, V]); prefill needs no more.
+      prefix_len: scalar int32, cache slots [0, prefix_len) hold a prefix every row shares
+        (see the module docstring); tokens are never written there with prefix_len > 0.
     """
 
     config: LlamaConfig
@@ -268,19 +282,20 @@ class Decoder(nn.Module):
     param_dtype: jnp.dtype = jnp.float32  # matmul weights and embeddings
 
     @nn.compact
-    def __call__(self, tokens, cache: Sequence[LayerCache], offset, start, last_only=False):
+    def __call__(self, tokens, cache: Sequence[LayerCache], offset, start, last_only=False,
+                 prefix_len=0):
         cfg = self.config
         embed = self.param("embed", nn.initializers.normal(0.02),
                            (cfg.vocab_size, cfg.hidden_size), self.param_dtype)
         x = embed_tokens(cfg, embed, tokens, self.dtype)
-        positions = offset + jnp.arange(tokens.shape[1])[None, :] - start[:, None]
+        positions = offset + jnp.arange(tokens.shape[1])[None, :] - start[:, None] + prefix_len
         rope = rope_tables(cfg)
         new_cache = []
         # Layers are unrolled (a Python loop, not nn.scan): each layer keeps its own cache
         # buffer, which XLA can update in place; scanning over stacked caches copies them.
         for i in range(cfg.num_layers):
             x, layer_cache = Block(cfg, self.dtype, self.param_dtype, i, name=f"layer_{i}")(
-                x, positions, cache[i], offset, start, rope)
+                x, positions, cache[i], offset, start, rope, prefix_len)
             new_cache.append(layer_cache)
         if last_only:
             x = x[:, -1]
