@@ -42,7 +42,7 @@ from gdr_beam.beam import io as gio
 from gdr_beam.beam import survey
 from gdr_beam.beam.handler import JaxModelHandler
 from gdr_beam.beam.dedup import Deduplicate, NearDedupConfig
-from gdr_beam.beam.filters import QualityFilter
+from gdr_beam.beam.filters import INPUT_CHECKS, QualityFilter
 from gdr_beam.beam.refine import Refine
 from gdr_beam.tasks import get_task
 
@@ -248,13 +248,18 @@ def build(pipeline, job: RefineJob, started_at: Optional[float] = None):
         # The instance, not the name: it is pickled with the DoFns, so workers import its
         # module when they unpickle it, without a registry of their own.
         task = get_task(job.task)
+    # Cheap input checks first (control characters, loops, length): such a text is dropped
+    # with its reason before it takes a generation slot. The output checks stay after.
+    checked = read.records | "InputChecks" >> QualityFilter(INPUT_CHECKS, what="input")
     # ReadRecords has already normalised the records to `id` and `text`.
-    refine = read.records | "Refine" >> Refine(
+    refine = checked.kept | "Refine" >> Refine(
         task, job.model, model_handler=handler, text_field="text", id_field="id",
         max_new_tokens=job.max_new_tokens, seed=job.seed, max_retries=job.max_retries,
         retry_temperature=job.retry_temperature)
     filtered = refine.refined | "QualityFilter" >> QualityFilter()
     kept = filtered.kept
+    all_filtered = ((checked.dropped, filtered.dropped)
+                    | "AllFiltered" >> beam.Flatten())
     deduplicated = None
     if job.dedup != "none":
         dedup = kept | "Deduplicate" >> Deduplicate(
@@ -266,7 +271,7 @@ def build(pipeline, job: RefineJob, started_at: Optional[float] = None):
                                                    job.num_shards)
     # Dropped on purpose, still never silently: each has its DeadLetter (stage filter or
     # dedup, reason, payload) in dropped/, and the report counts them apart from failures.
-    drops = [filtered.dropped] + ([deduplicated] if deduplicated is not None else [])
+    drops = [all_filtered] + ([deduplicated] if deduplicated is not None else [])
     _ = (drops | "AllDropped" >> beam.Flatten()
          | "WriteDropped" >> gio.WriteDeadLetters(dropped_dir(job.output_dir),
                                                   prefix="dropped"))
@@ -277,7 +282,7 @@ def build(pipeline, job: RefineJob, started_at: Optional[float] = None):
     config = {k: v for k, v in dataclasses.asdict(job).items() if k != "progress_interval"}
     report_inputs = {"records": read.records, "read_dead_letter": read.dead_letter,
                      "dead_letter": later_dead, "refined": refined, "files": written.files,
-                     "filtered": filtered.dropped}
+                     "filtered": all_filtered}
     if deduplicated is not None:
         report_inputs["deduplicated"] = deduplicated
     return (report_inputs

@@ -372,20 +372,22 @@ def test_report_detects_a_lost_record(tmp_path):
 
 
 def test_filters_and_dedup_drop_on_purpose_and_say_why(tmp_path):
-    """Two records with one text (greedy, no retries: the same rewrite) and one looping text:
-    the job keeps one of the pair, drops the loop, and files both drops with their reasons."""
+    """Two records with one text (greedy, no retries: the same rewrite), one looping text and
+    one of control characters: the job keeps one of the pair, drops the loop and the control
+    characters before generation (input checks), and files every drop with its reason."""
     same = "The quarterly budget review moves to Thursday afternoon in room four."
     loop = " ".join(["the build is green again"] * 12)
     path = tmp_path / "in.jsonl"
     rows = [{"id": "dup-a", "text": same}, {"id": "dup-b", "text": same},
-            {"id": "loop", "text": loop}, {"id": "plain", "text": "Lunch is at noon today."}]
+            {"id": "loop", "text": loop}, {"id": "plain", "text": "Lunch is at noon today."},
+            {"id": "ctrl", "text": "\x01\x02\x03\x04 ok \x05\x06"}]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     out = str(tmp_path / "out")
     report = run_job(str(path), out, "--max_retries=0")
     assert report["balanced"], report["balance"]
-    assert report["counts"]["inputs"] == 4
+    assert report["counts"]["inputs"] == 5
     assert report["deduplicated_by_reason"] == {"exact_duplicate": 1}
-    assert report["filtered_by_reason"] == {"repetition": 1}
+    assert report["filtered_by_reason"] == {"repetition": 1, "bad_characters": 1}
     _, examples = load_outputs(out)
     assert sorted(e["id"].decode() for e in examples) == ["dup-a", "plain"]
     dropped = []
@@ -393,7 +395,9 @@ def test_filters_and_dedup_drop_on_purpose_and_say_why(tmp_path):
         with open(p, encoding="utf-8") as f:
             dropped += [rec.DeadLetter.from_json_line(line) for line in f]
     by_id = {d.id: d for d in dropped}
-    assert set(by_id) == {"dup-b", "loop"}
+    assert set(by_id) == {"dup-b", "loop", "ctrl"}
     assert by_id["dup-b"].stage == "dedup" and "dup-a" in by_id["dup-b"].detail
     assert by_id["loop"].stage == "filter" and by_id["loop"].reason == "repetition"
+    assert by_id["loop"].detail.startswith("input text:")  # dropped before generation
+    assert by_id["ctrl"].reason == "bad_characters" and by_id["ctrl"].detail.startswith("input")
     assert json.loads(by_id["loop"].payload)["id"] == "loop"  # rerunnable payload
