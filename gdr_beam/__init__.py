@@ -9,6 +9,7 @@ _EXPORTS = {
     "load_model": "gdr_beam.engine",
     "load_tokenizer": "gdr_beam.engine",
     "Refine": "gdr_beam.beam.refine",
+    "RewriteBudget": "gdr_beam.beam.refine",
     "JaxModelHandler": "gdr_beam.beam.handler",
     "ReadRecords": "gdr_beam.beam.io",
     "WriteRefined": "gdr_beam.beam.io",
