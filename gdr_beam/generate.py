@@ -265,8 +265,8 @@ class Sampler:
         key = tuple(int(t) for t in prompts[0][:length])
         t0 = time.perf_counter()
         kv = self._prefix_prefill(self.params, jnp.asarray([key], jnp.int32))
-        if self.data_parallel is not None:  # a copy on every device, like the parameters
-            kv = self.data_parallel.put_params(jax.device_get(kv))
+        if self.data_parallel is not None:  # a copy on every device; prefill lays it out
+            kv = jax.device_put(jax.device_get(kv), self.data_parallel.replicated)
         self.prefixes.put(key, kv)
         self.stats.prefix_tokens += length
         logging.info("cached a shared prompt prefix of %d tokens in %.2fs (%d cached)", length,
