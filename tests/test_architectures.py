@@ -166,6 +166,24 @@ def test_greedy_continuations_equal_reference(pair):
     assert max(map(len, got)) > WINDOW  # decode ran past the window, too
 
 
+def test_shared_prefix_across_the_window_equals_reference(pair):
+    """Prompts sharing a prefix longer than the sliding window: with the prefix cache (the
+    prefix prefilled once, each row's suffix after a padding hole) greedy output is HF's."""
+    _, model, _, ours = pair
+    shared = CORPUS[2] + " " + CORPUS[0] + " " + CORPUS[4]
+    prompts = [ours.encode(shared + " " + p) for p in PROMPTS]
+    reused = ours.sampler.stats.prefix_reused_tokens
+    got = ours.generate_ids(prompts, max_new_tokens=[16, 12, 16])
+    prefix = (ours.sampler.stats.prefix_reused_tokens - reused) // len(prompts)
+    assert prefix > 2 * WINDOW  # the prefix path ran, and windows reach into the prefix
+    stops = sorted(ours.tokenizer.stop_ids)
+    for ids, ours_out, budget in zip(prompts, got, [16, 12, 16]):
+        with torch.no_grad():
+            out = model.generate(torch.tensor([ids]), max_new_tokens=budget, do_sample=False,
+                                 eos_token_id=stops, pad_token_id=0)[0, len(ids):].tolist()
+        assert ours_out == next((out[:j] for j, t in enumerate(out) if t in stops), out)
+
+
 def test_chat_template_and_end_of_turn_from_checkpoint(pair):
     _, _, hf_tok, ours = pair
     messages = [{"role": "user", "content": "Rewrite: Call Ana at 415-555-0134."}]
