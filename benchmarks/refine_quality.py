@@ -269,13 +269,13 @@ def run_gdr(task: str, examples, args, tmp: str) -> tuple:
 
 
 def run_presidio(examples) -> tuple:
-    from gdr_beam.tasks.pii import _NER
+    from gdr_beam.tasks.pii import NER
     import tldextract
     from presidio_anonymizer import AnonymizerEngine
     # Presidio's email recognizer asks tldextract, which by default fetches the public suffix
     # list from the internet on first use; use its bundled snapshot instead (no downloads).
     tldextract.extract = tldextract.TLDExtract(suffix_list_urls=()).__call__
-    analyzer, anonymizer = _NER.engine(), AnonymizerEngine()  # the same spaCy pipeline
+    analyzer, anonymizer = NER.engine(), AnonymizerEngine()  # the same spaCy pipeline
     t0 = time.perf_counter()
     outputs = {}
     for rid, text, _ in examples:

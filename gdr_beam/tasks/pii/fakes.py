@@ -1,0 +1,106 @@
+"""Fake values of the same kind and format as a detected value (the fallback's replacements)."""
+
+from __future__ import annotations
+
+import functools
+import random
+import re
+import threading
+from typing import Callable
+
+from gdr_beam.tasks.pii.checks import luhn_ok
+
+
+@functools.lru_cache(maxsize=None)
+def _faker():
+    from faker import Faker  # pylint: disable=import-outside-toplevel
+    return Faker("en_US")
+
+
+_FAKER_LOCK = threading.Lock()
+
+
+def with_faker(rng: random.Random, make: Callable):
+    """Faker seeded from rng. Faker's seed is per instance, so concurrent DoFn threads take
+    turns on the one instance."""
+    with _FAKER_LOCK:
+        fake = _faker()
+        fake.seed_instance(rng.getrandbits(64))
+        return make(fake)
+
+
+def _same_shape_digits(value: str, rng: random.Random) -> str:
+    out = [str(rng.randrange(10)) if c.isdigit() else c for c in value]
+    if out and out[0] == "0" and value[0] != "0":
+        out[0] = str(rng.randrange(1, 10))
+    return "".join(out)
+
+
+def _fix_last_digit(value: str, ok: Callable[[str], bool]) -> str:
+    last = max(i for i, c in enumerate(value) if c.isdigit())
+    for d in "0123456789":
+        candidate = value[:last] + d + value[last + 1:]
+        if ok(candidate):
+            return candidate
+    return value
+
+
+def _fake_date(value: str, rng: random.Random) -> str:
+    """A date of birth in the same format as `value`."""
+    year, month, day = rng.randrange(1950, 2004), rng.randrange(1, 13), rng.randrange(1, 29)
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return f"{year}-{month:02d}-{day:02d}"
+    m = re.fullmatch(r"(\d{1,2})([/.])(\d{1,2})[/.](\d{2,4})", value)
+    if m:
+        y = str(year) if len(m.group(4)) == 4 else f"{year % 100:02d}"
+        return f"{month:02d}{m.group(2)}{day:02d}{m.group(2)}{y}"
+    names = ["January", "February", "March", "April", "May", "June", "July", "August",
+             "September", "October", "November", "December"]
+    if value[0].isdigit():
+        return f"{day} {names[month - 1]} {year}"
+    return f"{names[month - 1]} {day}, {year}"
+
+
+def fake_value(category: str, value: str, rng: random.Random) -> str:
+    """A realistic fake of the same kind and format as `value` (never a placeholder)."""
+    if category == "email":
+        return with_faker(rng, lambda f: f"{f.first_name().lower()}.{f.last_name().lower()}"
+                                          f"{rng.randrange(10, 99)}@{f.free_email_domain()}")
+    if category == "credit_card":
+        return _fix_last_digit(_same_shape_digits(value, rng), luhn_ok)
+    if category == "iban":
+        body = _same_shape_digits(value[4:], rng)
+        compact = value[:2] + "00" + body.replace(" ", "")
+        check = 98 - int("".join(str(int(c, 36)) for c in compact[4:] + compact[:4])) % 97
+        return value[:2] + f"{check:02d}" + body
+    if category == "ssn":
+        return f"{rng.randrange(100, 666):03d}-{rng.randrange(1, 100):02d}-" \
+               f"{rng.randrange(1, 10000):04d}"
+    if category == "ip_address":
+        return ".".join(str(rng.randrange(1, 255)) for _ in range(4))
+    if category == "date_of_birth":
+        return _fake_date(value, rng)
+    if category == "street_address":
+        # The address pattern takes a dot after the suffix ("St."), which may end the sentence.
+        period = "." if value.endswith(".") else ""
+        multiline = "\n" in value
+        has_city = bool(re.search(r",\s+[A-Z]{2}\s+\d{5}", value))
+
+        def make(f):
+            street = f.street_address()
+            if not has_city:
+                return street.rstrip(".") + period
+            return f"{street}{chr(10) if multiline else ', '}{f.city()}, {f.state_abbr()} " \
+                   f"{f.postcode()}"
+        return with_faker(rng, make)
+    if category == "person":
+        return with_faker(rng, lambda f: " ".join(
+            f.first_name() if i == 0 else f.last_name()
+            for i, _ in enumerate(value.split())))
+    if category == "phone":
+        # The country code is not personal; keeping it keeps the number dialable-looking.
+        code = re.match(r"\+\d{1,3}(?=[ .-])", value)
+        head = code.group() if code else ""
+        return head + _same_shape_digits(value[len(head):], rng)
+    return _same_shape_digits(value, rng)
+

