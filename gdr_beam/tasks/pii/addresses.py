@@ -1,8 +1,64 @@
-"""Street addresses: a closed vocabulary of street suffixes and the shapes around it."""
+"""Street addresses, in the shapes people write them in many countries.
+
+An address is found by its street-type word, a closed vocabulary per language, which is what
+makes an address pattern workable: USPS suffixes after the name ("42 Baker Street"), type words
+before it ("Rue de Penthièvre 96", "Via dalla Staziun 87", "ul. Polna 5", "Trg revolucije 91"),
+type words written into the name ("Favoritenstrasse 36", "Harevænget 23", "Koskikatu 83",
+"Östbygatan 36"), or standing after it ("Nánási út 79", "Karu põik 61"). The vocabulary is
+Faker's per-locale street lists (drawn from each country's conventions) plus the forms Faker
+lacks, listed in `_EXTRA_*`.
+
+A street line without a type word ("Democracia 4098", "Aia 16") is an address only in an
+address context: a postcode-and-city line right below it (an address block), or a cue before
+it ("Address:", "lives at"). Post-office boxes and US military addresses (PSC/Unit ... Box,
+APO/FPO/DPO) have shapes of their own.
+
+Each finder returns (start, end) of the street line (with its unit, and for US/UK shapes the
+"City, ST 12345" tail); cities and postcodes alone are quasi-identifiers and stay.
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib
 import re
+
+# Type words Faker's locale lists lack. Lower-case forms match any case of their first letter.
+_EXTRA_PREFIXES = {
+    "sl": ["Trg", "Cesta", "Ulica"], "hr": ["Trg", "Ulica"], "pl": ["ul.", "al.", "os.", "pl."],
+    "el": ["Οδός", "Οδ.", "Αγ.", "Λεωφ."], "it": ["Corso", "Largo", "Vicolo", "Viale"],
+    "es": ["C/", "Avda.", "Paseo", "Camino", "Carrer", "Passeig", "Ronda", "Travesía"],
+    "pt": ["Rua", "Av.", "Travessa", "Estrada", "Praça"], "fr": ["Place", "Impasse", "Allée",
+                                                                 "Quai", "Cours", "Route"],
+    "de": ["Am", "An der", "Im"], "uy": ["Avenida", "Camino", "Bulevar"],
+    "kl": [], "en": [],
+}
+_EXTRA_SUFFIXES = {
+    "de": ["strasse", "straße", "str.", "gasse", "weg", "allee", "platz", "ring", "damm", "ufer",
+           "chaussee", "steig", "pfad", "markt"],
+    "da": ["vej", "gade", "stræde", "vænget", "vangen", "parken", "bakken", "høj", "toften",
+           "haven", "lunden", "alle", "allé"],
+    "nl": ["straat", "laan", "weg", "gracht", "plein", "kade", "dreef", "singel", "haven",
+           "dijk", "pad", "steeg", "hof"],
+    "sv": ["gatan", "vägen", "gränd", "stigen", "backen", "torget", "allén", "leden"],
+    "no": ["veien", "vegen", "gata", "gate", "stien", "bakken", "haugen", "høyden", "lia",
+           "nipen", "svingen", "åsen"],
+    "is": ["gata", "vegur", "stræti", "braut", "stígur", "tún", "hólar"],
+    "fi": ["katu", "tie", "kuja", "polku", "raitti", "bulevardi"],
+    "et": ["tänav", "põik", "maantee", "puiestee", "tee"],
+    "hu": ["utca", "út", "tér", "köz", "körút", "sétány"],
+    "cs": ["ulice", "třída", "nábřeží", "náměstí"],
+    "sl": ["ulica", "cesta", "trg"], "pl": ["ulica", "aleja"],
+    "kl": ["aqq.", "aqqutaa", "aqqusinersuaq"],
+}
+# Locales a type word points to, for a fake in the same country's style (see fakes.py).
+_SUFFIX_LOCALE = {"de": "de_DE", "da": "da_DK", "nl": "nl_NL", "sv": "sv_SE", "no": "no_NO",
+                  "is": "is_IS", "fi": "fi_FI", "et": "et_EE", "hu": "hu_HU", "cs": "cs_CZ",
+                  "sl": "sl_SI", "pl": "pl_PL", "kl": "da_DK", "fr": "fr_FR", "it": "it_IT",
+                  "es": "es_ES", "pt": "pt_PT", "el": "el_GR", "hr": "hr_HR", "uy": "es_ES",
+                  "ro": "ro_RO"}
+_FAKER_PREFIX_LOCALES = {"fr": "fr_FR", "it": "it_IT", "es": "es_ES", "pt": "pt_PT",
+                         "ro": "ro_RO", "pl": "pl_PL", "el": "el_GR"}
 
 
 def _street_suffixes() -> str:
@@ -10,21 +66,209 @@ def _street_suffixes() -> str:
     # abbreviations: a closed vocabulary, which is what makes an address regex workable.
     from faker.providers.address.en_US import Provider  # pylint: disable=import-outside-toplevel
     words_ = set(Provider.street_suffixes) | {"St", "Ave", "Rd", "Blvd", "Ln", "Dr", "Ct", "Pl",
-                                             "Sq", "Pkwy", "Hwy", "Ter", "Cir"}
+                                             "Sq", "Pkwy", "Hwy", "Ter", "Cir", "Str"}
     return "|".join(sorted((re.escape(w) for w in words_), key=len, reverse=True))
 
 
-_UNIT = r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit)\.?\s*#?\w+)"
+@functools.lru_cache(maxsize=None)
+def _prefix_words() -> dict:
+    """type word (as written) -> language, from Faker's street_prefixes and `_EXTRA_PREFIXES`."""
+    out = {}
+    for lang, locale in _FAKER_PREFIX_LOCALES.items():
+        try:
+            provider = importlib.import_module(f"faker.providers.address.{locale}").Provider
+        except ImportError:
+            continue
+        for attr in ("street_prefixes", "street_prefixes_long", "street_prefixes_short"):
+            for w in provider.__dict__.get(attr, ()) or ():
+                if isinstance(w, str) and w.strip() and len(w.strip()) > 2:
+                    out.setdefault(w.strip(), lang)
+    for lang, ws in _EXTRA_PREFIXES.items():
+        for w in ws:
+            out.setdefault(w, lang)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _suffix_words() -> dict:
+    """lower-case street-type ending -> language."""
+    out = {}
+    for lang, ws in _EXTRA_SUFFIXES.items():
+        for w in ws:
+            out.setdefault(w.lower(), lang)
+    return out
+
+
+_HOUSE = r"\d{1,5}[A-Za-z]?(?:\s?[-/]\s?\d{1,4}[A-Za-z]?)?"
+_UNIT = r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|Room|Rm|#)\.?\s*#?\w{1,6})"
 # "City, ST 12345" (US) or "City NW1 6XE" (UK postcode).
 _CITY_STATE_ZIP = (r"(?:,?\s*\n?\s*[A-Z][A-Za-z .'-]{1,40}?(?:,\s+[A-Z]{2}\s+\d{5}(?:-\d{4})?"
                    r"|,?\s+[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})\b)")
-_HOUSE = r"\b\d{1,6}[A-Za-z]?"  # "221B Baker Street"
+_US_HOUSE = r"\b\d{1,6}[A-Za-z]?"  # "221B Baker Street"
 # A house number and capitalised words, then a known street suffix (unit and city optional),
 # or any last word when a unit or a city-and-code tail follows ("12 Gomez Wild, Lake Ryan,
 # MS 67983", "9 John Towers Suite 428"): such a tail makes it an address whatever the suffix.
-ADDRESS = re.compile(
-    _HOUSE + r"(?:\s+[A-Z][A-Za-z'-]*){1,4}\s+(?:" + _street_suffixes() + r")\b\.?"
+US_ADDRESS = re.compile(
+    _US_HOUSE + r"(?:\s+[A-Z][A-Za-z'-]*){1,4}\s+(?:" + _street_suffixes() + r")\b\.?"
     + _UNIT + "?" + _CITY_STATE_ZIP + "?"
-    r"|" + _HOUSE + r"(?:\s+[A-Z][A-Za-z'-]*){1,4}(?:" + _UNIT + _CITY_STATE_ZIP + "?|"
+    r"|" + _US_HOUSE + r"(?:\s+[A-Z][A-Za-z'-]*){1,4}(?:" + _UNIT + _CITY_STATE_ZIP + "?|"
     + _CITY_STATE_ZIP + ")")
 
+_PO_BOX = re.compile(
+    r"\b(?:P\.?\s?O\.?\s?Box|Post(?:al)? Office Box|PO Box|Postfach|Boîte postale|BP|Apartado"
+    r"(?: de correos)?|Skrytka pocztowa|Postboks|Box)\s+\d{1,6}\b"
+    r"|\b(?:PSC|CMR|Unit)\s+\d{3,5},?\s+Box\s+\d{1,5}(?:\s*\n?\s*(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5})?"
+    r"|\bUS(?:NS|NV|S|CGC)\s+[A-Z][A-Za-z]+(?:\s*\n?\s*(?:FPO|APO|DPO)\s+A[AEP]\s+\d{5})?"
+    r"|\b(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5}\b")
+
+_WORD = r"[^\W\d_][\w'’.-]*"
+# A street name's words: capitalised words, lower-case particles between them.
+_PARTICLE = (r"(?:de|del|della|delle|dei|degli|dalla|dal|di|da|do|dos|das|des|du|la|le|les|"
+             r"el|los|las|van|von|der|den|het|y|e|i|na|u|pod|nad|ke|al|à|sur|sous)")
+_NAME_WORDS = r"(?:" + _WORD + r"(?:\s+(?:" + _PARTICLE + r"\s+)?" + _WORD + r"){0,4})"
+
+
+def _cap(word: str) -> bool:
+    return word[:1].isupper()
+
+
+@functools.lru_cache(maxsize=None)
+def _prefixed() -> re.Pattern:
+    words = sorted(_prefix_words(), key=len, reverse=True)
+    alt = "|".join(re.escape(w) if not w[0].isalpha() else
+                   "[" + w[0].upper() + w[0].lower() + "]" + re.escape(w[1:]) for w in words)
+    # "Rue de Penthièvre 96", "96 rue de Penthièvre", "Via dalla Staziun, 87"
+    return re.compile(r"(?:(?<![\w.])(" + _HOUSE + r"),?\s+)?(?<![\w])(?:" + alt + r")(?<=\.)?"
+                      r"\s*" + _NAME_WORDS + r"(?:,?\s+(" + _HOUSE + r")\b)?" + _UNIT + "?")
+
+
+@functools.lru_cache(maxsize=None)
+def _suffixed() -> re.Pattern:
+    ends = sorted(_suffix_words(), key=len, reverse=True)
+    alt = "|".join(re.escape(e) for e in ends)
+    # one or two name words, the last ending in a type word or followed by one as a word
+    return re.compile(
+        r"(?:(?<![\w.])(" + _HOUSE + r"),?\s+)?"
+        r"((?:" + _WORD + r"\s+){0,2}" + r"[^\W\d_]*?(?:" + alt + r")(?![\w]))"
+        r"(?:,?\s+(" + _HOUSE + r")\b)?" + _UNIT + "?", re.I)
+
+
+# A street line anywhere: "<words> <number>" or "<number> <words>" filling a line.
+_STREET_LINE = re.compile(r"(?m)^[ \t>?*•-]*((?:" + _HOUSE + r",?\s+" + _NAME_WORDS + r")|(?:"
+                          + _NAME_WORDS + r",?\s+" + _HOUSE + r"))" + _UNIT + r"?[ \t.,]*$")
+# The line below a street line in an address block: "2726 TD Zoetermeer", "60010 Piñera",
+# "Vila Real 5000-047", "Limassol 3041", "London NW1 6XE", "Brakpan, GA 1553".
+_POSTCODE_LINE = re.compile(
+    r"^[ \t>?*•-]*(?:(?:[A-Z]{1,2}-)?\d{3,5}(?:[- ]\d{2,4}| [A-Z]{2})?,?\s+" + _NAME_WORDS +
+    r"|" + _NAME_WORDS + r",?\s+(?:[A-Z]{2}\s+)?(?:[A-Z]{1,2}-)?\d{3,5}(?:[- ]\d{2,4})?"
+    r"|" + _NAME_WORDS + r",?\s+[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})[ \t.,]*$")
+# "<street> <number>, 3952 Ilulissat" / "... at Löberöd 27\n520 43 ÅSARP": a postcode and a
+# city right after a street-shaped run, on the same line or the next.
+_STREET_THEN_POSTCODE = re.compile(
+    r"(?<![\w])((?:" + _HOUSE + r",?\s+" + _NAME_WORDS + r")|(?:" + _NAME_WORDS + r",?\s+"
+    + _HOUSE + r"))(?:,\s*|[ \t]*\n[ \t>]*)(?:[A-Z]{1,2}-)?\d{3,5}(?:[- ]\d{2,4}| [A-Z]{2})?"
+    r"\s+[^\W\d_]")
+# "is at 80 Aqqusinersuaq": a house number and a capitalised word after "at" (not a time).
+_AT_NUMBER_STREET = re.compile(r"\b(?:is|are|lives?|living|located|stays?|staying|meet|office"
+                               r"|store|shop) (?:at|on) ((" + _HOUSE + r")\s+(?-i:[A-Z])[^\W\d_]+"
+                               r"(?:\s+(?-i:[A-Z])[^\W\d_]+){0,3})", re.I)
+_NOT_STREET_WORDS = frozenset(
+    "AM PM A.M. P.M. O'CLOCK AND OR THE UTC GMT CET EST PST HRS HOURS MINUTES PERCENT KM MILES "
+    "JANUARY FEBRUARY MARCH APRIL MAY JUNE JULY AUGUST SEPTEMBER OCTOBER NOVEMBER DECEMBER "
+    "JAN FEB MAR APR JUN JUL AUG SEP SEPT OCT NOV DEC".split())
+_CUE = re.compile(r"(?i)(?:\baddress(?:es)?\b[^\n:]{0,20}:?|\blives? (?:at|on)|\blocated at|"
+                  r"\bship(?:ped)? to|\bsend (?:it |them )?to|\bdeliver(?:ed)? to|"
+                  r"\bmove[ds]? to|\bstaying at)\s*\n?[ \t>]*$")
+
+
+def _is_street(words: str) -> bool:
+    """A street name starts with a capitalised word and is not a run of small words."""
+    first = words.split()[0] if words.split() else ""
+    return _cap(first) and len(first.rstrip(".")) >= 2
+
+
+def address_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, language) of every street address found; language '' when unknown."""
+    spans = []
+    for m in US_ADDRESS.finditer(text):
+        spans.append((m.start(), m.end(), "en"))
+    for m in _PO_BOX.finditer(text):
+        spans.append((m.start(), m.end(), "en"))
+    for m in _prefixed().finditer(text):
+        if m.group(1) or m.group(2):  # a house number on one side
+            type_word = _type_word_of(m.group(0))
+            spans.append((m.start(), m.end(), _prefix_words().get(type_word, "")))
+    for m in _suffixed().finditer(text):
+        if not (m.group(1) or m.group(3)):
+            continue
+        name = m.group(2)
+        last = name.split()[-1]
+        ending = next((e for e in sorted(_suffix_words(), key=len, reverse=True)
+                       if last.lower().endswith(e)), "")
+        standalone = len(name.split()) > 1 and last.lower() == ending
+        compound = len(last) >= len(ending) + 3 and _cap(last)
+        if not (compound or (standalone and _cap(name))):
+            continue
+        start = m.start()
+        if not m.group(1):  # drop leading words that are not part of the name ("lives at")
+            words = list(re.finditer(r"\S+", name))
+            keep = next((i for i in range(len(words) - 1, -1, -1)
+                         if not _cap(words[i].group())), -1) + 1
+            if keep >= len(words) or (standalone and keep >= len(words) - 1):
+                continue
+            start = m.start(2) + words[keep].start()
+        spans.append((start, m.end(), _suffix_words().get(ending, "")))
+    for m in _STREET_LINE.finditer(text):
+        line_words = re.sub(_HOUSE, "", m.group(1)).strip(" ,")
+        if not line_words or not _is_street(line_words):
+            continue
+        nxt = text[m.end():].lstrip("\n").split("\n", 1)[0] if m.end() < len(text) else ""
+        before = text[:m.start()]
+        if _POSTCODE_LINE.match(nxt) or _CUE.search(before):
+            spans.append((m.start(1), m.end(), ""))
+    for m in _STREET_THEN_POSTCODE.finditer(text):
+        if _is_street(re.sub(_HOUSE, "", m.group(1)).strip(" ,")):
+            spans.append((m.start(1), m.end(1), ""))
+    for m in _AT_NUMBER_STREET.finditer(text):
+        first = m.group(1)[len(m.group(2)):].split()[0]
+        if first.upper() not in _NOT_STREET_WORDS:
+            spans.append((m.start(1), m.end(1), ""))
+    for m in re.finditer(r"(?i)(?:\baddress(?:es)?\b:?|\blives? at|\blocated at)\s+"
+                         r"((?:" + _HOUSE + r",?\s+" + _NAME_WORDS + r")|(?:" + _NAME_WORDS
+                         + r",?\s+" + _HOUSE + r"))(?=[,.;\n]|\s*$)", text):
+        if _is_street(re.sub(_HOUSE, "", m.group(1)).strip(" ,")):
+            spans.append((m.start(1), m.end(1), ""))
+    return _merge(text, spans)
+
+
+def _type_word_of(value: str) -> str:
+    for w in sorted(_prefix_words(), key=len, reverse=True):
+        if re.search(r"(?i)(?<![\w])" + re.escape(w) + r"(?![\w])", value):
+            return w
+    return ""
+
+
+_SENTENCE_END = re.compile(r"(?<=[^\W\d_]{5})\.\s")
+
+
+def _merge(text: str, spans: list) -> list:
+    """Overlapping finds -> their union (the widest reading of one address), edges trimmed."""
+    out: list = []
+    for start, end, lang in sorted(spans, key=lambda s: (s[0], -s[1])):
+        # A sentence ends inside the find ("42 Baker Street. Ms. Chen"): cut after its period.
+        stop = _SENTENCE_END.search(text, start, end)
+        if stop:
+            end = stop.start() + 1
+        while end > start and text[end - 1] in " \t\n,;:":
+            end -= 1
+        if out and start < out[-1][1]:
+            s0, e0, l0 = out.pop()
+            out.append((s0, max(e0, end), l0 or lang))
+        else:
+            out.append((start, end, lang))
+    return out
+
+
+def locale_of(language: str) -> str:
+    """The Faker locale for a fake address in the style a type word points to ('' = en_US)."""
+    return _SUFFIX_LOCALE.get(language, "")

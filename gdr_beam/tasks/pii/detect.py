@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gdr_beam.tasks.base import Span
 from gdr_beam.tasks.pii.names import NER, merge_persons, outside, gazetteer_persons
-from gdr_beam.tasks.pii.structured import DETECTORS, phone_spans
+from gdr_beam.tasks.pii.structured import DETECTORS
 
 
 def detect(text: str, names: bool = True) -> list[Span]:
@@ -16,15 +16,9 @@ def detect(text: str, names: bool = True) -> list[Span]:
         if not any(span.overlaps(s.start, s.end) for s in spans):
             spans.append(span)
 
-    for category, pattern, valid in DETECTORS:
-        for m in pattern.finditer(text):
-            group = 1 if pattern.groups else 0
-            value = m.group(group)
-            if valid is None or valid(value):
-                add(Span(m.start(group), m.end(group), category, value))
-        if category == "street_address":  # phonenumbers before the looser phone regex
-            for span in phone_spans(text):
-                add(span)
+    for category, find in DETECTORS:
+        for start, end in find(text):
+            add(Span(start, end, category, text[start:end]))
     if names:
         candidates = [c for s in NER.persons(text) + gazetteer_persons(text)
                       for c in outside(text, s, spans)]

@@ -61,6 +61,25 @@ def _fake_date(value: str, rng: random.Random) -> str:
     return f"{names[month - 1]} {day}, {year}"
 
 
+def _with_faker_user(rng: random.Random) -> str:
+    return with_faker(rng, lambda f: f.user_name())
+
+
+def _fake_url(value: str, rng: random.Random) -> str:
+    """The same scheme, "www." and path shape on a fake domain; a profile path gets a fake
+    user name."""
+    m = re.match(r"(?i)((?:https?://)?(?:www\.)?)([\w-]+(?:\.[\w-]+)+)(/.*)?$", value)
+    if not m:
+        return with_faker(rng, lambda f: f.url())
+    head, path = m.group(1), m.group(3) or ""
+    domain = with_faker(rng, lambda f: f.domain_name())
+    if path:
+        path = re.sub(r"(?<=/)(?:~|@)?[^/?#]+", lambda p: with_faker(rng, lambda f: f.user_name())
+                      if p.group().lower() not in ("user", "users", "u", "profile", "people",
+                                                   "in") else p.group(), path)
+    return head + domain + path
+
+
 def fake_value(category: str, value: str, rng: random.Random) -> str:
     """A realistic fake of the same kind and format as `value` (never a placeholder)."""
     if category == "email":
@@ -97,6 +116,10 @@ def fake_value(category: str, value: str, rng: random.Random) -> str:
         return with_faker(rng, lambda f: " ".join(
             f.first_name() if i == 0 else f.last_name()
             for i, _ in enumerate(value.split())))
+    if category == "url":
+        return _fake_url(value, rng)
+    if category == "handle":
+        return "@" + _with_faker_user(rng)
     if category == "phone":
         # The country code is not personal; keeping it keeps the number dialable-looking.
         code = re.match(r"\+\d{1,3}(?=[ .-])", value)

@@ -7,8 +7,9 @@ import os
 import re
 from typing import Callable, Optional
 
-from gdr_beam.tasks.base import Span
-from gdr_beam.tasks.pii.addresses import ADDRESS
+Finder = Callable[[str], list]  # text -> [(start, end)] of found values
+
+from gdr_beam.tasks.pii.addresses import address_spans
 from gdr_beam.tasks.pii.checks import digits, iban_ok, luhn_ok
 
 
@@ -16,34 +17,74 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}")
 _MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
            r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
 
-DETECTORS: list[tuple[str, re.Pattern, Optional[Callable[[str], bool]]]] = [
-    ("email", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
-     None),
-    ("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"), iban_ok),
-    ("credit_card", re.compile(r"\b\d(?:[ -]?\d){12,18}\b"), luhn_ok),
-    ("ssn", re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), None),
-    ("ip_address", re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}"
-                              r"(?:25[0-5]|2[0-4]\d|1?\d?\d)\b"), None),
-    # Only the date (group 1) is the value; the cue before it stays.
-    ("date_of_birth", re.compile(
-        r"(?i)\b(?:dob|d\.o\.b\.|date of birth|birth ?date|birthday|born(?: on)?)[:\s]+"
-        r"(\d{4}-\d{2}-\d{2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}|" + _MONTHS + r"\.? \d{1,2},? \d{4}|"
-        r"\d{1,2} " + _MONTHS + r"\.?,? \d{4})"), None),
-    ("street_address", ADDRESS, None),
-    ("phone", re.compile(r"(?<![\w.+-])\+?\(?\d{1,4}\)?(?:[ .-]?\(?\d{2,5}\)?){1,4}"
-                         r"(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w-])"),
-     lambda s: 7 <= len(digits(re.sub(r"(?:x|ext\.?).*", "", s))) <= 15
-     and not _DATE.fullmatch(s)),
-]
+def _pattern(pattern: re.Pattern, valid: Optional[Callable[[str], bool]] = None) -> Finder:
+    """A finder from a regex (the value is its first group that matched, or the whole match)
+    and a validator of the value."""
+    def find(text: str) -> list:
+        out = []
+        for m in pattern.finditer(text):
+            # the first group that took part (alternatives each have their own), else all
+            group = next((i for i in range(1, pattern.groups + 1) if m.group(i) is not None), 0)
+            if valid is None or valid(m.group(group)):
+                out.append((m.start(group), m.end(group)))
+        return out
+    return find
 
 
-def phone_spans(text: str) -> list[Span]:
+def _addresses(text: str) -> list:
+    return [(start, end) for start, end, _ in address_spans(text)]
+
+
+def _phones(text: str) -> list:
     import phonenumbers  # pylint: disable=import-outside-toplevel
     region = os.environ.get("GDR_PHONE_REGION", "US")
     # E.164 numbers have at most 15 digits; POSSIBLE leniency alone takes some longer runs
     # (order numbers) for numbers with an area code.
-    return [Span(m.start, m.end, "phone", m.raw_string)
+    return [(m.start, m.end)
             for m in phonenumbers.PhoneNumberMatcher(text, region,
                                                      leniency=phonenumbers.Leniency.POSSIBLE)
             if len(digits(m.raw_string)) <= 15]
 
+
+# A URL is personal when a cue says whose it is ("Website:", "my blog", "posted a photo") or
+# its path names a profile (/user/, /u/, /~name, /in/, /@name); "https://docs.python.org" is
+# not. Group 1 is the URL.
+_PERSONAL_URL = re.compile(
+    r"(?i)(?:\b(?:website|homepage|home page|web ?site|blog|portfolio|profile|my (?:site|page)"
+    r"|posted (?:a |my )?(?:photo|picture|video)|personal page)\b[^\n]{0,12}?[:\s]\s*)"
+    r"((?:https?://)?(?:www\.)?[\w-]+(?:\.[\w-]+)+(?:/[^\s<>\"')\]]*)?)"
+    r"|((?:https?://)?(?:www\.)?[\w-]+(?:\.[\w-]+)+/(?:user|users|u|profile|people|in|~|@)"
+    r"[^\s<>\"')\]]*)")
+# "@jane_doe": a handle, not the domain of an e-mail (the e-mail finder runs first).
+_HANDLE = re.compile(r"(?<![\w.@])@[A-Za-z][A-Za-z0-9_.]{1,29}(?<!\.)\b")
+# A short local number after a phone cue ("Mobile: 84 23 30", "call me at 96 63 21").
+_CUED_PHONE = re.compile(r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|desk|office|call(?: me)?"
+                         r"(?: at| on)?|reach me at|text me at|whatsapp|ph)\.?:?\s+"
+                         r"(\+?\d{2,4}(?:[ .-]\d{2,4}){1,4})(?![\w-])")
+
+# (category, finder) in priority order: an earlier finder wins overlapping spans.
+DETECTORS: list[tuple[str, Finder]] = [
+    ("email", _pattern(re.compile(
+        r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"))),
+    ("iban", _pattern(re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),
+                      iban_ok)),
+    ("credit_card", _pattern(re.compile(r"\b\d(?:[ -]?\d){12,18}\b"), luhn_ok)),
+    ("ssn", _pattern(re.compile(r"\b\d{3}-\d{2}-\d{4}\b"))),
+    ("ip_address", _pattern(re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}"
+                                       r"(?:25[0-5]|2[0-4]\d|1?\d?\d)\b"))),
+    # Only the date (group 1) is the value; the cue before it stays.
+    ("date_of_birth", _pattern(re.compile(
+        r"(?i)\b(?:dob|d\.o\.b\.|date of birth|birth ?date|birthday|born(?: on)?)[:\s]+"
+        r"(\d{4}-\d{2}-\d{2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}|" + _MONTHS + r"\.? \d{1,2},? \d{4}|"
+        r"\d{1,2} " + _MONTHS + r"\.?,? \d{4})"))),
+    ("street_address", _addresses),
+    ("url", lambda text: [(a, b - len(text[a:b]) + len(text[a:b].rstrip(".,;:!?")))
+                          for a, b in _pattern(_PERSONAL_URL)(text)]),
+    ("handle", _pattern(_HANDLE)),
+    ("phone", _phones),  # Google's libphonenumber before the looser digit-shape regex
+    ("phone", _pattern(_CUED_PHONE, lambda s: 5 <= len(digits(s)) <= 15)),
+    ("phone", _pattern(re.compile(r"(?<![\w.+-])\+?\(?\d{1,4}\)?(?:[ .-]?\(?\d{2,5}\)?){1,4}"
+                                  r"(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w-])"),
+                       lambda s: 7 <= len(digits(re.sub(r"(?:x|ext\.?).*", "", s))) <= 15
+                       and not _DATE.fullmatch(s))),
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from typing import Optional
 
 from gdr_beam.tasks.base import Span, Task, Verification, distinct_replacement, few_shot_messages, \
@@ -49,6 +50,11 @@ class PiiTask(Task):
         tokens: dict = {}
 
         def fake_token(token: str) -> str:
+            if token not in tokens and re.fullmatch(r"[A-Z]\.", token):
+                # an initial stays an initial ("Rebecca A. Hides" -> "Maya K. Torres")
+                rng = seeded_rng(seed, example_id, "person\x00" + token)
+                letters = [c for c in "ABCDEFGHIJKLMNOPRSTW" if c != token[0]]
+                tokens[token] = rng.choice(letters) + "."
             if token not in tokens:
                 rng = seeded_rng(seed, example_id, "person\x00" + token)
                 for _ in range(8):  # common names do come up: never "replace" with itself
