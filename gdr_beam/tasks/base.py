@@ -45,6 +45,8 @@ import random
 import re
 from typing import Callable, Optional, Sequence
 
+from gdr_beam.tasks.alignment import unexplained_edits
+
 VERDICTS = ("rewritten", "unchanged", "fallback", "rejected")
 
 _WORD = re.compile(r"\w+")
@@ -218,6 +220,9 @@ class Task(abc.ABC):
     # an answer to an instruction inside the text, a continuation.
     max_words_growth: float = 1.5
     words_slack: int = 8
+    # A faithful task's rewrite may change nothing but the detected values (and what agrees
+    # with them): every other edit fails as `content_changed` (see tasks/alignment.py).
+    faithful: bool = False
 
     @abc.abstractmethod
     def messages(self, text: str, feedback: Optional[str] = None) -> list[dict]:
@@ -262,6 +267,11 @@ class Task(abc.ABC):
         grown = sorted(c for c in after if after[c] > before.get(c, 0))
         if grown:
             return "new_sensitive", f"new values detected in the rewrite: {', '.join(grown)}"
+        if self.faithful:
+            edits = unexplained_edits(original, spans, rewrite, self.detect)
+            if edits:
+                return "content_changed", (f"{len(edits)} edit(s) outside the personal values, "
+                                           f"first: {edits[0].describe()}")
         kept = words_kept(original, spans, rewrite)
         if kept < self.min_words_kept:
             return "content_lost", f"kept {kept:.0%} of the other words"

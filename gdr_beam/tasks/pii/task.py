@@ -29,6 +29,7 @@ RETRY = ("Your previous rewrite was rejected: {feedback}. Rewrite the text again
 
 class PiiTask(Task):
     name = "pii"
+    faithful = True  # a rewrite changes the personal values, nothing else
 
     def messages(self, text: str, feedback: Optional[str] = None) -> list[dict]:
         return few_shot_messages(SYSTEM, "Text", EXAMPLE_IN, EXAMPLE_OUT, text, RETRY, feedback)
