@@ -161,6 +161,63 @@ def test_pii_review_reasons():
     assert task.review("Bring the report.", "Bring the report").accepted.verdict == "unchanged"
 
 
+def test_pii_finds_international_addresses_blocks_and_po_boxes():
+    cases = [("Send it to Favoritenstrasse 36, 1100 Wien.", "Favoritenstrasse 36"),
+             ("Our office: 96 rue de Penthièvre, 75008 Paris", "96 rue de Penthièvre"),
+             ("Meet me at Via dalla Staziun 87 tomorrow", "Via dalla Staziun 87"),
+             ("The shop is on Nánási út 79 in Budapest", "Nánási út 79"),
+             ("Jana Nowak\nul. Polna 5\n00-625 Warszawa", "ul. Polna 5"),
+             ("Address:\nDemocracia 4098\n60010 Piñera\nUruguay", "Democracia 4098"),
+             ("Mail it to P.O. Box 255 please.", "P.O. Box 255"),
+             ("PSC 1234, Box 5678\nAPO AE 09012", "PSC 1234, Box 5678\nAPO AE 09012")]
+    for text, address in cases:
+        found = {(s.category, s.value) for s in detect_pii(text)}
+        assert ("street_address", address) in found, (text, found)
+    # A number beside a capitalised word is not an address without a street word or context.
+    for text in ["Chapter 12 Summary follows.", "We met at 5 PM on Friday.",
+                 "Version 3 Release notes are out."]:
+        assert not [s for s in detect_pii(text) if s.category == "street_address"], text
+
+
+def test_pii_finds_names_no_list_knows_and_keeps_initials():
+    for text, name in [("Izaket, can I please speak to your boss?", "Izaket"),
+                       ("She named him Auriville", "Auriville"),
+                       ("Gojislav: You saved my life!", "Gojislav"),
+                       ("My name is Toby", "Toby")]:
+        assert ("person", name) in {(s.category, s.value) for s in detect_pii(text)}, text
+    for text in ["Summer is here; Amber alerts were issued.", "Will you come to Paris in June?",
+                 "The Turkish Government replied to the Court."]:
+        assert not [s for s in detect_pii(text) if s.category == "person"], text
+    out = get_task("pii").fallback("x", "Mr B. Nowak met Rebecca A. Hides.", seed=0).text
+    assert re.fullmatch(r"Mr [A-Z]\. \S+ met \S+ [A-Z]\. \S+\.", out), out
+    assert "Nowak" not in out and "Hides" not in out
+
+
+def test_pii_personal_urls_and_handles_but_not_documentation_links():
+    found = {(s.category, s.value) for s in detect_pii(
+        "Website: https://www.BuyingShow.uy. Ping @jane_doe; docs: https://docs.python.org/3/")}
+    assert ("url", "https://www.BuyingShow.uy") in found and ("handle", "@jane_doe") in found
+    assert not any("python.org" in v for _, v in found)
+
+
+def test_pii_rewrite_may_change_only_the_detected_values():
+    task = get_task("pii")
+    original = ("Hi, I am Laura Chen, the manager. Call me at (415) 555-0134 on 3 March 2020. "
+                "She said the office in Leeds is closed.")
+    good = original.replace("Laura Chen", "Omar Haddad").replace("(415) 555-0134",
+                                                                  "(312) 555-0147")
+    assert task.review(original, good).accepted.verdict == "rewritten"
+    # agreement with a fake of another gender, and punctuation, are explained
+    assert task.review(original, good.replace("She said", "He said").replace(". Call", "; call")
+                       ).accepted is not None
+    for bad, edit in [(good.replace("manager", "director"), "'manager' to 'director'"),
+                      (good.replace("3 March 2020", "5 March 2020"), "'3' to '5'"),
+                      (good.replace("Leeds", "York"), "'Leeds' to 'York'"),
+                      (good.replace(" in Leeds", ""), "deleted 'in Leeds'")]:
+        review = task.review(original, bad)
+        assert review.reason == "content_changed" and edit in review.detail, (bad, review)
+
+
 # --- secrets --------------------------------------------------------------------------------------
 
 def test_secrets_detects_each_kind_and_not_code():

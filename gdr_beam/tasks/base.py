@@ -267,11 +267,6 @@ class Task(abc.ABC):
         grown = sorted(c for c in after if after[c] > before.get(c, 0))
         if grown:
             return "new_sensitive", f"new values detected in the rewrite: {', '.join(grown)}"
-        if self.faithful:
-            edits = unexplained_edits(original, spans, rewrite, self.detect)
-            if edits:
-                return "content_changed", (f"{len(edits)} edit(s) outside the personal values, "
-                                           f"first: {edits[0].describe()}")
         kept = words_kept(original, spans, rewrite)
         if kept < self.min_words_kept:
             return "content_lost", f"kept {kept:.0%} of the other words"
@@ -279,6 +274,11 @@ class Task(abc.ABC):
                 + self.words_slack:
             return "content_added", (f"{len(words(rewrite))} words for "
                                      f"{len(words(original))} in the original")
+        if self.faithful:
+            edits = unexplained_edits(original, spans, rewrite, self.detect)
+            if edits:
+                return "content_changed", (f"{len(edits)} edit(s) outside the detected values, "
+                                           f"first: {edits[0].describe()}")
         return "", ""
 
     def review(self, original: str, rewrite: Optional[str]) -> Review:

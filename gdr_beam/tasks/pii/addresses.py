@@ -197,7 +197,9 @@ def address_spans(text: str) -> list[tuple[int, int, str]]:
     for m in _prefixed().finditer(text):
         if m.group(1) or m.group(2):  # a house number on one side
             type_word = _type_word_of(m.group(0))
-            spans.append((m.start(), m.end(), _prefix_words().get(type_word, "")))
+            # with the number in front, a number after the name is the postcode: stop before
+            end = m.start(2) if m.group(1) and m.group(2) else m.end()
+            spans.append((m.start(), end, _prefix_words().get(type_word, "")))
     for m in _suffixed().finditer(text):
         if not (m.group(1) or m.group(3)):
             continue
@@ -207,12 +209,13 @@ def address_spans(text: str) -> list[tuple[int, int, str]]:
                        if last.lower().endswith(e)), "")
         standalone = len(name.split()) > 1 and last.lower() == ending
         compound = len(last) >= len(ending) + 3 and _cap(last)
-        if not (compound or (standalone and _cap(name))):
+        if not (compound or (standalone and _cap(name.split()[-2]))):
             continue
         start = m.start()
         if not m.group(1):  # drop leading words that are not part of the name ("lives at")
             words = list(re.finditer(r"\S+", name))
-            keep = next((i for i in range(len(words) - 1, -1, -1)
+            last = len(words) - 1 if standalone else len(words)  # "út" is lower-case
+            keep = next((i for i in range(last - 1, -1, -1)
                          if not _cap(words[i].group())), -1) + 1
             if keep >= len(words) or (standalone and keep >= len(words) - 1):
                 continue
@@ -251,9 +254,41 @@ def _type_word_of(value: str) -> str:
 _SENTENCE_END = re.compile(r"(?<=[^\W\d_]{5})\.\s")
 
 
+def _street_start(text: str, start: int, end: int) -> int:
+    """Where the street begins in a find that may have taken words before it ("Send it to
+    Favoritenstrasse 36"): the capitalised words and particles right before its anchor (the
+    first word holding a street-type word or a house number)."""
+    words = list(re.finditer(r"\S+", text[start:end]))
+    prefixes = {w.lower() for w in _prefix_words()}
+    suffixes = tuple(_suffix_words())
+
+    def anchor(w: str) -> bool:
+        low = w.lower().strip(",")
+        return low[:1].isdigit() or low in prefixes or low.endswith(suffixes)
+    first = next((i for i, w in enumerate(words) if anchor(w.group())), None)
+    if first is None:
+        return start
+    i = first
+    while i > 0:
+        prev = words[i - 1].group().strip(",")
+        if not (prev[:1].isupper() or prev.lower() in _PARTICLE_SET) or prev.lower() in _CUE_WORDS:
+            break
+        i -= 1
+    while i < first and words[i].group().lower() in _PARTICLE_SET:
+        i += 1
+    return start + words[i].start()
+
+
+_PARTICLE_SET = frozenset(_PARTICLE.strip("(?:)").split("|"))
+# Capitalised words that open a sentence or a label, never part of a street name.
+_CUE_WORDS = frozenset("send ship deliver mail address address: at to in on the our my your "
+                       "is meet office shop store".split())
+
+
 def _merge(text: str, spans: list) -> list:
     """Overlapping finds -> their union (the widest reading of one address), edges trimmed."""
     out: list = []
+    spans = [(_street_start(text, start, end), end, lang) for start, end, lang in spans]
     for start, end, lang in sorted(spans, key=lambda s: (s[0], -s[1])):
         # A sentence ends inside the find ("42 Baker Street. Ms. Chen"): cut after its period.
         stop = _SENTENCE_END.search(text, start, end)

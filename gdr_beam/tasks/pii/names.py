@@ -91,6 +91,9 @@ _PLACE_PREPOSITIONS = {"in", "to", "from", "at", "near", "of", "via", "into", "a
 
 
 def _is_place(token) -> bool:
+    if token.i > 0 and token.doc[token.i - 1].text.isdigit() \
+            and len(token.doc[token.i - 1].text) >= 4:
+        return True  # a town after its postcode: "1100 Wien", "75008 Paris"
     if token.text in countries_and_states():
         return True
     before = token.doc[token.i - 1].lower_ if token.i > 0 else ""
@@ -114,8 +117,11 @@ def _reads_as_name(token) -> bool:
     line of dialogue ("Morgan: What a wife."). Not after an article ("the Will")."""
     doc, i = token.doc, token.i
     before = doc[i - 1].lower_ if i > 0 else ""
-    if before in ("the", "a", "an", "this", "that", "my", "your", "our"):
+    if before in ("the", "a", "an", "this", "that", "my", "your", "our") \
+            or token.lower_ in _MONTHS_DAYS:
         return False
+    if token.dep_ in ("compound", "amod") and token.head.i > i and token.head.text.islower():
+        return False  # a modifier of a common noun: "Amber alerts", "Grace period"
     if i > 0 and _capitalised(doc[i - 1].text) and _english(doc[i - 1].text) \
             and doc[i - 1].text not in first_names() and not doc[i - 1].is_sent_start:
         return False  # inside a title-case phrase: "Cautionary Tales"
