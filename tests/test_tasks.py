@@ -218,6 +218,42 @@ def test_pii_rewrite_may_change_only_the_detected_values():
         assert review.reason == "content_changed" and edit in review.detail, (bad, review)
 
 
+def test_pii_fallback_fakes_are_coherent():
+    from gdr_beam.tasks.pii.gazetteers import first_name_genders
+    task = get_task("pii")
+    text = ("Hi, I'm Kayla Bell, reach me at kayla.bell94@hotmail.com. Dr. Laura Wilkinson and "
+            "John Park met; Laura said her office is closed. Ms. Bell left.")
+    out = task.fallback("ex-1", text, seed=0)
+    fakes = {text[c["start"]:c["end"]]: c["replacement"] for c in out.changes}
+    first, last = fakes["Kayla Bell"].split()
+    # the e-mail built from the name follows the fake name; the title keeps the surname
+    assert fakes["kayla.bell94@hotmail.com"].startswith(f"{first.lower()}.{last.lower()}")
+    assert fakes["kayla.bell94@hotmail.com"].endswith("@hotmail.com")
+    assert f"Ms. {last} left" in out.text
+    # "Dr. Laura Wilkinson": Laura stays a first name, of the same gender
+    laura = fakes["Laura Wilkinson"].split()[0]
+    assert f"{laura} said her office" in out.text
+    assert first_name_genders().get(laura) == "female"
+    # one fake per person, never shared
+    people = [fakes[p] for p in ("Kayla Bell", "Laura Wilkinson", "John Park")]
+    assert len(set(people)) == 3
+    # an address keeps its country's style
+    polish = task.fallback("ex-2", "Jana Nowak\nul. Polna 5\n00-625 Warszawa", seed=0).text
+    assert "\n00-625 Warszawa" in polish and "Polna" not in polish
+    assert re.search(r"^(?:ul\.|ulica|al\.|aleja|plac|pl\.) ", polish.split("\n")[1]), polish
+
+
+def test_pii_rewrite_must_be_an_identity_map():
+    task = get_task("pii")
+    original = "Laura Chen called John Park. Later Laura Chen left."
+    assert task.review(original, "Maya Torres called Omar Haddad. Later Maya Torres left."
+                       ).accepted is not None
+    assert task.review(original, "Maya Torres called Maya Torres. Later Maya Torres left."
+                       ).reason == "incoherent"
+    assert task.review(original, "Maya Torres called Omar Haddad. Later Nina Ray left."
+                       ).reason == "incoherent"
+
+
 # --- secrets --------------------------------------------------------------------------------------
 
 def test_secrets_detects_each_kind_and_not_code():

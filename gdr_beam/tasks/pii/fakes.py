@@ -12,19 +12,19 @@ from gdr_beam.tasks.pii.checks import luhn_ok
 
 
 @functools.lru_cache(maxsize=None)
-def _faker():
+def _faker(locale: str):
     from faker import Faker  # pylint: disable=import-outside-toplevel
-    return Faker("en_US")
+    return Faker(locale)
 
 
 _FAKER_LOCK = threading.Lock()
 
 
-def with_faker(rng: random.Random, make: Callable):
-    """Faker seeded from rng. Faker's seed is per instance, so concurrent DoFn threads take
-    turns on the one instance."""
+def with_faker(rng: random.Random, make: Callable, locale: str = "en_US"):
+    """Faker (of `locale`) seeded from rng. Faker's seed is per instance, so concurrent DoFn
+    threads take turns on the instances."""
     with _FAKER_LOCK:
-        fake = _faker()
+        fake = _faker(locale or "en_US")
         fake.seed_instance(rng.getrandbits(64))
         return make(fake)
 
@@ -59,6 +59,21 @@ def _fake_date(value: str, rng: random.Random) -> str:
     if value[0].isdigit():
         return f"{day} {names[month - 1]} {year}"
     return f"{names[month - 1]} {day}, {year}"
+
+
+def _address_locale(value: str) -> str:
+    """Faker locale of an address's style: its street-type word's country, en_GB for a UK
+    postcode, '' (en_US) otherwise."""
+    from gdr_beam.tasks.pii.addresses import address_spans, locale_of  # pylint: disable=import-outside-toplevel
+    found = address_spans(value)
+    locale = locale_of(found[0][2]) if found else ""
+    if not locale and re.search(r"\b[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}\b", value):
+        locale = "en_GB"
+    return locale
+
+
+def _one_line(address: str) -> str:
+    return address.replace("\n", ", ")
 
 
 def _with_faker_user(rng: random.Random) -> str:
@@ -104,6 +119,13 @@ def fake_value(category: str, value: str, rng: random.Random) -> str:
         period = "." if value.endswith(".") else ""
         multiline = "\n" in value
         has_city = bool(re.search(r",\s+[A-Z]{2}\s+\d{5}", value))
+        locale = _address_locale(value)
+        if locale == "en_GB":  # "221B Baker Street, London NW1 6XE"
+            return with_faker(rng, lambda f: f"{f.street_address()}"
+                              f"{chr(10) if multiline else ', '}{f.city()} {f.postcode()}",
+                              locale) + period
+        if locale:  # an address in a country's own style gets a fake in that style
+            return with_faker(rng, lambda f: _one_line(f.street_address()), locale) + period
 
         def make(f):
             street = f.street_address()

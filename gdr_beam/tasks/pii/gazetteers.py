@@ -48,3 +48,25 @@ def countries_and_states() -> frozenset:
     from faker.providers.address.en import Provider as En  # pylint: disable=import-outside-toplevel
     from faker.providers.address.en_US import Provider as EnUS  # pylint: disable=import-outside-toplevel
     return frozenset(En.countries) | frozenset(EnUS.states)
+
+
+@functools.lru_cache(maxsize=None)
+def first_name_genders() -> dict:
+    """first name -> "male" / "female" where Faker's per-locale lists agree (a name listed as
+    both, such as "Andrea" or "Jean", has no entry), so a fake first name can keep the gender
+    that pronouns and titles in the text agree with."""
+    import importlib  # pylint: disable=import-outside-toplevel
+    from faker.config import AVAILABLE_LOCALES  # pylint: disable=import-outside-toplevel
+    seen: dict = {}
+    for locale in AVAILABLE_LOCALES:
+        try:
+            provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
+        except ImportError:
+            continue
+        for attr, gender in (("first_names_male", "male"), ("first_names_female", "female")):
+            found = provider.__dict__.get(attr)
+            if isinstance(found, (list, tuple, dict, set, frozenset)):
+                for n in found:
+                    if isinstance(n, str) and LATIN_NAME.match(n):
+                        seen.setdefault(n, set()).add(gender)
+    return {n: g.pop() for n, g in seen.items() if len(g) == 1}

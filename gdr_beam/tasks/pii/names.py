@@ -90,10 +90,12 @@ _PLACE_PREPOSITIONS = {"in", "to", "from", "at", "near", "of", "via", "into", "a
 
 
 
+_POSTCODE_BEFORE = re.compile(r"(?:^|[\s,])(?:[A-Z]{1,2}-)?\d{2,5}(?:[- ]\d{2,4})?(?: [A-Z]{2})?[ \t]+$")
+
+
 def _is_place(token) -> bool:
-    if token.i > 0 and token.doc[token.i - 1].text.isdigit() \
-            and len(token.doc[token.i - 1].text) >= 4:
-        return True  # a town after its postcode: "1100 Wien", "75008 Paris"
+    if _POSTCODE_BEFORE.search(token.doc.text, 0, token.idx):
+        return True  # a town after its postcode: "1100 Wien", "00-625 Warszawa"
     if token.text in countries_and_states():
         return True
     before = token.doc[token.i - 1].lower_ if token.i > 0 else ""

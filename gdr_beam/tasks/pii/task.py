@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import random
-import re
 from typing import Optional
 
-from gdr_beam.tasks.base import Span, Task, Verification, distinct_replacement, few_shot_messages, \
-    register_task, replace_spans, seeded_rng
+from gdr_beam.tasks.base import Span, Task, Verification, diff_changes, few_shot_messages, \
+    register_task, replace_spans
 from gdr_beam.tasks.pii.detect import detect
-from gdr_beam.tasks.pii.fakes import fake_value, with_faker
-from gdr_beam.tasks.pii.names import TITLE_BEFORE
+from gdr_beam.tasks.pii.fakes import fake_value
+from gdr_beam.tasks.pii.identities import IdentityMap
 
 
 SYSTEM = (
@@ -40,46 +39,42 @@ class PiiTask(Task):
     def replacement(self, span: Span, rng: random.Random) -> str:
         return fake_value(span.category, span.value, rng)
 
+    def check(self, original: str, spans, rewrite: str) -> tuple[str, str]:
+        reason, detail = super().check(original, spans, rewrite)
+        if reason:
+            return reason, detail
+        return _coherence(original, diff_changes(original, rewrite, spans))
+
     def fallback(self, example_id: str, original: str, seed: int,
                  reason: str = "") -> Verification:
-        # Names are faked per token, so one person keeps one fake name however they are
-        # referred to: a token that is ever a surname in this example becomes a fake surname.
+        # One identity map per document: one fake per person however they are referred to,
+        # gender and country style kept, e-mails built from a name rebuilt from the fake.
         spans = self.spans(original)
-        surnames = {tok for s in spans if s.category == "person"
-                    for i, tok in enumerate(s.value.split())
-                    if i > 0 or TITLE_BEFORE.search(original[:s.start])}
-        tokens: dict = {}
-
-        def fake_token(token: str) -> str:
-            if token not in tokens and re.fullmatch(r"[A-Z]\.", token):
-                # an initial stays an initial ("Rebecca A. Hides" -> "Maya K. Torres")
-                rng = seeded_rng(seed, example_id, "person\x00" + token)
-                letters = [c for c in "ABCDEFGHIJKLMNOPRSTW" if c != token[0]]
-                tokens[token] = rng.choice(letters) + "."
-            if token not in tokens:
-                rng = seeded_rng(seed, example_id, "person\x00" + token)
-                for _ in range(8):  # common names do come up: never "replace" with itself
-                    fake_ = with_faker(
-                        rng, lambda f: f.last_name() if token in surnames else f.first_name())
-                    if fake_.lower() != token.lower():
-                        break
-                tokens[token] = fake_
-            return tokens[token]
-
-        fakes: dict = {}
-
-        def fake(span: Span) -> str:
-            if span.category == "person":
-                return " ".join(fake_token(t) for t in span.value.split())
-            key = (span.category, span.value)
-            if key not in fakes:
-                fakes[key] = distinct_replacement(
-                    span, seeded_rng(seed, example_id, span.value),
-                    lambda sp, rng: fake_value(sp.category, sp.value, rng))
-            return fakes[key]
-
-        text, changes = replace_spans(original, spans, fake)
+        identities = IdentityMap(seed, example_id, original, spans)
+        text, changes = replace_spans(original, spans, identities.replace)
         return Verification("fallback", text, changes, reason)
+
+
+def _coherence(original: str, changes) -> tuple[str, str]:
+    """A rewrite's replacements must be an identity map: two different values never share one
+    fake, and one value never gets two different fakes."""
+    fakes: dict = {}
+    for c in changes:
+        if c["category"] == "model":
+            continue
+        edge = " \t\n.,;:!?\"'()[]"  # word-level diffs carry the punctuation beside a value
+        old, new = original[c["start"]:c["end"]].strip(edge), c["replacement"].strip(edge)
+        fakes.setdefault(old, set()).add(new)
+    for old, news in fakes.items():
+        if len(news) > 1:
+            return "incoherent", f"{old!r} was replaced by {len(news)} different values"
+    owners: dict = {}
+    for old, news in fakes.items():
+        owners.setdefault(next(iter(news)), []).append(old)
+    for new, olds in owners.items():
+        if len(olds) > 1:
+            return "incoherent", f"{' and '.join(repr(o) for o in olds)} both became {new!r}"
+    return "", ""
 
 
 register_task("pii", PiiTask)

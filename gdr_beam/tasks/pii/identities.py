@@ -1,0 +1,136 @@
+"""One document's identity map: every detected value -> its fake, coherent across the document.
+
+The rules a reader would check:
+  - one fake per real entity: the same value always gets the same fake, and no two different
+    values share one (nor does a fake equal a real value of the document);
+  - a person is faked word by word, so "Laura Chen", "Ms. Chen" and "Laura" stay one person:
+    a word that is ever a surname in the document becomes a fake surname, a first name a fake
+    first name of the same gender where the name lists know it ("Laura" -> a woman's name, so
+    "she" and "Ms." still fit), an initial another initial;
+  - identifiers built from a name follow the fake name: "laura.chen@acme.com" ->
+    "maya.torres@acme.com" (the domain stays unless it holds the name), "@laurachen" ->
+    "@mayatorres";
+  - everything else comes from `fake_value` (same kind and format; an address in the style of
+    its country, valid checksums).
+Seeded by (run seed, example id, value), so reruns give the same fakes.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import unicodedata
+from typing import Callable, Sequence
+
+from gdr_beam.tasks.base import Span, seeded_rng
+from gdr_beam.tasks.pii.fakes import fake_value, with_faker
+from gdr_beam.tasks.pii.gazetteers import first_name_genders
+from gdr_beam.tasks.pii.names import TITLE_BEFORE
+
+_INITIAL = re.compile(r"[A-Z]\.")
+
+
+def _plain(word: str) -> str:
+    """Lower-case ASCII letters only: "Hamanová" -> "hamanova" (how names enter e-mails)."""
+    text = unicodedata.normalize("NFKD", word)
+    return "".join(c for c in text if c.isascii() and c.isalpha()).lower()
+
+
+class IdentityMap:
+    """The fakes of one document (see the module docstring)."""
+
+    def __init__(self, seed: int, example_id: str, text: str, spans: Sequence[Span]):
+        self._seed, self._id = seed, example_id
+        people = [s for s in spans if s.category == "person"]
+        # A word is a surname when another word precedes it in a name, or when it stands alone
+        # after a title ("Ms. Chen"); "Dr. Laura Wilkinson" keeps "Laura" a first name.
+        self._surnames = {tok for s in people for i, tok in enumerate(s.value.split())
+                          if i > 0 or (len(s.value.split()) == 1
+                                       and TITLE_BEFORE.search(text[:s.start]))}
+        self._real = {s.value.lower() for s in spans} | {
+            tok.lower() for s in people for tok in s.value.split()}
+        self._tokens: dict = {}
+        self._values: dict = {}
+        self._used: set = set()
+        # Name words as they appear inside identifiers, for derived e-mails and handles.
+        for s in people:
+            for tok in s.value.split():
+                self.person_token(tok)
+
+    def _rng(self, key: str) -> random.Random:
+        return seeded_rng(self._seed, self._id, key)
+
+    def _fresh(self, draw: Callable[[], str], tries: int = 12) -> str:
+        """draw() again while it repeats a real value or another entity's fake."""
+        value = draw()
+        for _ in range(tries - 1):
+            if value.lower() not in self._real and value.lower() not in self._used:
+                break
+            value = draw()
+        self._used.add(value.lower())
+        return value
+
+    def person_token(self, token: str) -> str:
+        if token not in self._tokens:
+            rng = self._rng("person\x00" + token)
+            if _INITIAL.fullmatch(token):  # an initial stays an initial
+                letters = [c for c in "ABCDEFGHIJKLMNOPRSTW" if c != token[0]]
+                self._tokens[token] = self._fresh(lambda: rng.choice(letters) + ".")
+            elif token in self._surnames:
+                self._tokens[token] = self._fresh(lambda: with_faker(rng, lambda f: f.last_name()))
+            else:
+                gender = first_name_genders().get(token)
+                make = {"male": lambda f: f.first_name_male(),
+                        "female": lambda f: f.first_name_female()}.get(
+                            gender, lambda f: f.first_name())
+                self._tokens[token] = self._fresh(lambda: with_faker(rng, make))
+        return self._tokens[token]
+
+    def replace(self, span: Span) -> str:
+        """The fake for a detected span."""
+        if span.category == "person":
+            return " ".join(self.person_token(t) for t in span.value.split())
+        key = (span.category, span.value)
+        if key not in self._values:
+            derived = self._derived(span)
+            if derived is not None:
+                self._used.add(derived.lower())
+                self._values[key] = derived
+            else:
+                rng = self._rng(span.value)
+                self._values[key] = self._fresh(
+                    lambda: fake_value(span.category, span.value, rng))
+        return self._values[key]
+
+    def _derived(self, span: Span):
+        """An e-mail or handle built from a name of the document, rebuilt from its fake."""
+        if span.category not in ("email", "handle"):
+            return None
+        local, at, domain = span.value.partition("@") if span.category == "email" else \
+            (span.value.lstrip("@"), "", "")
+        words = {_plain(tok): tok for tok in self._tokens if not _INITIAL.fullmatch(tok)}
+        words = {k: v for k, v in words.items() if len(k) >= 3}
+        if not words:
+            return None
+        # Find the name words inside the local part, longest first ("mariehamanova").
+        pattern = re.compile("|".join(re.escape(k) for k in sorted(words, key=len,
+                                                                    reverse=True)), re.I)
+        if not pattern.search(_plain_keep_separators(local)):
+            return None
+
+        def swap(m):
+            fake = _plain(self._tokens[words[m.group().lower()]])
+            return fake.capitalize() if m.group()[:1].isupper() else fake
+        new_local = pattern.sub(swap, _plain_keep_separators(local))
+        new_local = re.sub(r"\d+", lambda m: str(self._rng(span.value).randrange(
+            10 ** (len(m.group()) - 1), 10 ** len(m.group()))), new_local)
+        if span.category == "handle":
+            return "@" + new_local
+        if pattern.search(_plain(domain.split(".")[0])):  # a personal domain: "laurachen.com"
+            domain = pattern.sub(swap, domain.lower())
+        return new_local + at + domain
+
+
+def _plain_keep_separators(local: str) -> str:
+    text = unicodedata.normalize("NFKD", local)
+    return "".join(c for c in text if c.isascii())
