@@ -125,7 +125,7 @@ _WORD = r"[^\W\d_][\w'’.-]*"
 # A street name's words: capitalised words, lower-case particles between them.
 _PARTICLE = (r"(?:de|del|della|delle|dei|degli|dalla|dal|di|da|do|dos|das|des|du|la|le|les|"
              r"el|los|las|van|von|der|den|het|y|e|i|na|u|pod|nad|ke|al|à|sur|sous)")
-_NAME_WORDS = r"(?:" + _WORD + r"(?:\s+(?:" + _PARTICLE + r"\s+)?" + _WORD + r"){0,4})"
+_NAME_WORDS = r"(?:" + _WORD + r"(?:[ \t]+(?:" + _PARTICLE + r"[ \t]+)?" + _WORD + r"){0,4})"
 
 
 def _cap(word: str) -> bool:
@@ -149,7 +149,7 @@ def _suffixed() -> re.Pattern:
     # one or two name words, the last ending in a type word or followed by one as a word
     return re.compile(
         r"(?:(?<![\w.])(" + _HOUSE + r"),?\s+)?"
-        r"((?:" + _WORD + r"\s+){0,2}" + r"[^\W\d_]*?(?:" + alt + r")(?![\w]))"
+        r"((?:" + _WORD + r"[ \t]+){0,2}" + r"[^\W\d_]*?(?:" + alt + r")(?![\w]))"
         r"(?:,?\s+(" + _HOUSE + r")\b)?" + _UNIT + "?", re.I)
 
 
@@ -182,9 +182,11 @@ _CUE = re.compile(r"(?i)(?:\baddress(?:es)?\b[^\n:]{0,20}:?|\blives? (?:at|on)|\
 
 
 def _is_street(words: str) -> bool:
-    """A street name starts with a capitalised word and is not a run of small words."""
+    """A street name starts with a capitalised word, is not a run of small words and is not a
+    country ("2423, Australia")."""
+    from gdr_beam.tasks.pii.gazetteers import place_words  # pylint: disable=import-outside-toplevel
     first = words.split()[0] if words.split() else ""
-    return _cap(first) and len(first.rstrip(".")) >= 2
+    return _cap(first) and len(first.rstrip(".")) >= 2 and words.strip(" ,.") not in place_words()
 
 
 def address_spans(text: str) -> list[tuple[int, int, str]]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from gdr_beam.tasks.base import Span
-from gdr_beam.tasks.pii.names import NER, merge_persons, outside, gazetteer_persons
+from gdr_beam.tasks.pii.names import NER, gazetteer_persons, merge_persons, org_word as _org_word, \
+    outside
 from gdr_beam.tasks.pii.structured import DETECTORS
 
 
@@ -18,11 +21,58 @@ def detect(text: str, names: bool = True) -> list[Span]:
 
     for category, find in DETECTORS:
         for start, end in find(text):
+            if category == "phone" and _postcode(text, start, end):
+                continue
             add(Span(start, end, category, text[start:end]))
     if names:
         candidates = [c for s in NER.persons(text) + gazetteer_persons(text)
                       for c in outside(text, s, spans)]
+        addresses = [s for s in spans if s.category == "street_address"]
         for span in merge_persons(text, candidates):
-            add(span)
+            if not _in_org_name(text, span) and not _town_line(text, span, addresses):
+                add(span)
     return sorted(spans, key=lambda s: s.start)
 
+
+_TOWN_AFTER = re.compile(r"[ \t]+[^\W\d_][^\W\d_]+")
+_LINE_START = re.compile(r"(?:^|\n|,)[ \t]*$")
+
+
+def _postcode(text: str, start: int, end: int) -> bool:
+    """A short number that opens a line or follows a comma and precedes a town is a postcode
+    ("75802-262 Rio Verde", "2520-499 Peniche"), not a phone."""
+    return sum(c.isdigit() for c in text[start:end]) <= 8 \
+        and bool(_TOWN_AFTER.match(text, end)) and bool(_LINE_START.search(text, 0, start))
+
+
+def _in_org_name(text: str, span: Span) -> bool:
+    """A name candidate inside an organisation's name: a capitalised neighbour on its line is
+    an organisation word ("Vallourec SA", "Malu Paper Mills Ltd")."""
+    return any(_org_word(w) for w in _run_beside(text, span) + span.value.split()[1:])
+
+
+def _run_beside(text: str, span: Span) -> list:
+    """The capitalised words directly before and after the span on its line."""
+    out, pos = [], span.end
+    while True:
+        m = re.compile(r"[ \t]+([A-Z][\w&'-]*\.?)").match(text, pos)
+        if not m:
+            break
+        out.append(m.group(1).rstrip("."))
+        pos = m.end()
+    pos = span.start
+    while True:
+        m = re.search(r"([A-Z][\w&'-]*\.?)[ \t]+$", text[:pos])
+        if not m:
+            break
+        out.append(m.group(1).rstrip("."))
+        pos = m.start()
+    return out
+
+
+def _town_line(text: str, span: Span, addresses: list) -> bool:
+    """A name candidate opening the line right below a street address is its town
+    ("1956 Uitsig St\nGrahamstad 6139")."""
+    line_start = text.rfind("\n", 0, span.start) + 1
+    return text[line_start:span.start].strip(" \t>") == "" and any(
+        a.end <= line_start and text[a.end:line_start].strip() == "" for a in addresses)

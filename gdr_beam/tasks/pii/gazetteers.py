@@ -51,6 +51,21 @@ def countries_and_states() -> frozenset:
 
 
 @functools.lru_cache(maxsize=None)
+def place_words() -> frozenset:
+    """Countries, US states, continents, and the distinctive words of multi-word country names
+    ("Zealand", "Africa"), which a capitalised-word rule would otherwise read as names."""
+    words = set(countries_and_states()) | {"Africa", "Europe", "Asia", "America", "Oceania",
+                                           "Antarctica", "Scandinavia", "Caribbean"}
+    for country in countries_and_states():
+        words.update(w for w in country.replace(",", " ").split()
+                     if len(w) > 3 and w[0].isupper() and w not in
+                     {"Republic", "Islands", "Island", "United", "Democratic", "Federal",
+                      "People's", "State", "States", "Kingdom", "Saint", "South", "North",
+                      "East", "West", "Central", "New"})
+    return frozenset(words)
+
+
+@functools.lru_cache(maxsize=None)
 def first_name_genders() -> dict:
     """first name -> "male" / "female" where Faker's per-locale lists agree (a name listed as
     both, such as "Andrea" or "Jean", has no entry), so a fake first name can keep the gender

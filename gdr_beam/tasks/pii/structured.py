@@ -46,15 +46,27 @@ def _phones(text: str) -> list:
             if len(digits(m.raw_string)) <= 15]
 
 
-# A URL is personal when a cue says whose it is ("Website:", "my blog", "posted a photo") or
-# its path names a profile (/user/, /u/, /~name, /in/, /@name); "https://docs.python.org" is
-# not. Group 1 is the URL.
-_PERSONAL_URL = re.compile(
-    r"(?i)(?:\b(?:website|homepage|home page|web ?site|blog|portfolio|profile|my (?:site|page)"
-    r"|posted (?:a |my )?(?:photo|picture|video)|personal page)\b[^\n]{0,12}?[:\s]\s*)"
-    r"((?:https?://)?(?:www\.)?[\w-]+(?:\.[\w-]+)+(?:/[^\s<>\"')\]]*)?)"
-    r"|((?:https?://)?(?:www\.)?[\w-]+(?:\.[\w-]+)+/(?:user|users|u|profile|people|in|~|@)"
-    r"[^\s<>\"')\]]*)")
+# A URL can name its owner (a personal site, a profile, a photo link), and no pattern tells a
+# personal site from a company's, so every URL is replaced (privacy first, as Presidio does),
+# except on hosts of public reference material (documentation, encyclopaedias, standards),
+# which name no private person and which code and prose cite most.
+_URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"')\]]+")
+_PUBLIC_HOSTS = re.compile(
+    r"(?i)^(?:https?://)?(?:[\w-]+\.)*(?:wikipedia\.org|wikimedia\.org|python\.org|w3\.org|"
+    r"ietf\.org|apache\.org|mozilla\.org|readthedocs\.io|readthedocs\.org|pypi\.org|"
+    r"tensorflow\.org|jax\.readthedocs\.io|arxiv\.org|doi\.org|iso\.org|who\.int|europa\.eu|"
+    r"gov\.uk|usa\.gov)(?:[/:?#]|$)|^(?:https?://)?docs\.")
+
+
+def _urls(text: str) -> list:
+    out = []
+    for m in _URL.finditer(text):
+        url = m.group().rstrip(".,;:!?")
+        if not _PUBLIC_HOSTS.match(url):
+            out.append((m.start(), m.start() + len(url)))
+    return out
+
+
 # "@jane_doe": a handle, not the domain of an e-mail (the e-mail finder runs first).
 _HANDLE = re.compile(r"(?<![\w.@])@[A-Za-z][A-Za-z0-9_.]{1,29}(?<!\.)\b")
 # A short local number after a phone cue ("Mobile: 84 23 30", "call me at 96 63 21").
@@ -75,11 +87,11 @@ DETECTORS: list[tuple[str, Finder]] = [
     # Only the date (group 1) is the value; the cue before it stays.
     ("date_of_birth", _pattern(re.compile(
         r"(?i)\b(?:dob|d\.o\.b\.|date of birth|birth ?date|birthday|born(?: on)?)[:\s]+"
+        r"(?:(?:is|was|on|the|in|of|at|:|-)\s+){0,3}"
         r"(\d{4}-\d{2}-\d{2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}|" + _MONTHS + r"\.? \d{1,2},? \d{4}|"
         r"\d{1,2} " + _MONTHS + r"\.?,? \d{4})"))),
     ("street_address", _addresses),
-    ("url", lambda text: [(a, b - len(text[a:b]) + len(text[a:b].rstrip(".,;:!?")))
-                          for a, b in _pattern(_PERSONAL_URL)(text)]),
+    ("url", _urls),
     ("handle", _pattern(_HANDLE)),
     ("phone", _phones),  # Google's libphonenumber before the looser digit-shape regex
     ("phone", _pattern(_CUED_PHONE, lambda s: 5 <= len(digits(s)) <= 15)),
