@@ -36,6 +36,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from results_io import save_json  # noqa: E402  (a sibling module)
+from pii_sets import Name, Planted  # noqa: E402  (a sibling module)
 
 _PARSER = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 _PARSER.add_argument("--tasks", default="pii,secrets,toxicity")
@@ -47,6 +48,9 @@ _PARSER.add_argument("--max_new_tokens", type=int, default=160)
 _PARSER.add_argument("--max_retries", type=int, default=1)
 _PARSER.add_argument("--seed", type=int, default=0)
 _PARSER.add_argument("--out", default=None, help="Also write the JSON here.")
+_PARSER.add_argument("--fallback_only", action="store_true",
+                     help="Skip the model: every output is the task's fallback (the detectors' "
+                          "and fakes' floor, in seconds instead of minutes).")
 
 _PLACEHOLDER = re.compile(r"<[A-Z_]{3,}>|\[[A-Z_]{3,}\]|\{\{?[A-Z_]{3,}\}\}?|\*{3,}|REDACTED",
                           re.I)
@@ -54,16 +58,12 @@ _PLACEHOLDER = re.compile(r"<[A-Z_]{3,}>|\[[A-Z_]{3,}\]|\{\{?[A-Z_]{3,}\}\}?|\*{
 
 # --- evaluation sets: (id, text, planted values) -------------------------------------------------
 
-class Name(str):
-    """A planted person name: it leaks if any of its name words survives, not only in full."""
-
-    def parts(self) -> list:
-        # Titles and degrees ("Dr", "Dipl.-Ing.", "B.Eng.") are not identifying.
-        return [w for w in self.split() if len(w) > 2 and "." not in w
-                and w.lower() not in {"mrs", "miss", "prof", "herr", "frau", "sig", "sra"}]
-
-
 NAME_LOCALES = ("en_US", "en_GB", "es_ES", "de_DE", "fr_FR", "it_IT")
+
+
+_FAKER_CATEGORY = {"email": "email", "email2": "email", "phone": "phone",
+                   "address": "street_address", "card": "credit_card", "iban": "iban",
+                   "ssn": "ssn", "ip": "ip_address", "dob": "date_of_birth"}
 
 
 def pii_set(n: int, seed: int) -> list:
@@ -100,7 +100,8 @@ def pii_set(n: int, seed: int) -> list:
         template = templates[rng.randrange(len(templates))]
         used = re.findall(r"{(\w+)}", template)
         text = template.format(**values)
-        planted = sorted({Name(values[k]) if k.startswith("name") else values[k] for k in used})
+        planted = sorted({Name(values[k]) if k.startswith("name") else
+                          Planted(values[k], _FAKER_CATEGORY[k]) for k in used})
         out.append((f"pii-{i:04d}", text, planted))
     return out
 
@@ -162,7 +163,19 @@ def toxicity_set(n: int, seed: int) -> list:
     return out
 
 
-SETS = {"pii": pii_set, "secrets": secrets_set, "toxicity": toxicity_set}
+def _presidio(split):
+    def build(n, seed):
+        from pii_sets import presidio_set  # noqa: E402  (a sibling module)
+        return presidio_set(n, seed, split)
+    return build
+
+
+# name -> (task, builder). `pii` is our own Faker templates (the detectors' mirror: read its
+# figures as such); `pii_presidio_dev` / `pii_presidio_heldout` are built from material this
+# project did not write (benchmarks/pii_sets.py); the detectors were tuned on dev only.
+SETS = {"pii": ("pii", pii_set), "pii_presidio_dev": ("pii", _presidio("dev")),
+        "pii_presidio_heldout": ("pii", _presidio("heldout")),
+        "secrets": ("secrets", secrets_set), "toxicity": ("toxicity", toxicity_set)}
 
 
 # --- metrics ------------------------------------------------------------------------------------
@@ -195,9 +208,31 @@ def _leaked(text: str, value: str, task: str) -> bool:
     return value in text
 
 
+def _planted_spans(text: str, planted) -> list:
+    """Where the planted values sit in the original (for the faithfulness measure)."""
+    from gdr_beam.tasks.base import Span
+    spans = []
+    for v in planted:
+        for m in re.finditer(re.escape(str(v)), text):
+            spans.append(Span(m.start(), m.end(), getattr(v, "category", "value"), str(v)))
+    return spans
+
+
+def _unexplained(text: str, planted, out: str) -> list:
+    """Edits of an accepted model rewrite outside the planted values (ground truth, not our
+    detector) that are no agreement or punctuation change."""
+    from gdr_beam.tasks.alignment import unexplained_edits
+    return unexplained_edits(text, _planted_spans(text, planted), out)
+
+
 def score(examples, outputs: dict, task: str) -> dict:
-    """examples: [(id, text, planted)]; outputs: id -> (text, verdict) for emitted examples."""
+    """examples: [(id, text, planted)]; outputs: id -> (text, verdict[, changes]) for emitted
+    examples."""
     planted_total = leaked = clean = kept = other = placeholders = 0
+    by_category: dict = {}
+    name_words = name_words_left = 0
+    rewritten = unexplained = 0
+    unexplained_samples = []
     emitted = [(rid, text, planted) for rid, text, planted in examples if rid in outputs]
     for rid, text, planted in emitted:
         out = outputs[rid][0]
@@ -205,6 +240,21 @@ def score(examples, outputs: dict, task: str) -> dict:
         planted_total += len(planted)
         leaked += len(leaks)
         clean += not leaks
+        for v in planted:
+            cat = (getattr(v, "category", "") or ("person" if isinstance(v, Name) else "value")
+                   ).split(":")[0]
+            total, left = by_category.get(cat, (0, 0))
+            by_category[cat] = (total + 1, left + (v in leaks))
+            for w in v.parts() if isinstance(v, Name) else []:
+                name_words += 1
+                name_words_left += bool(re.search(r"\b" + re.escape(w) + r"\b", out))
+        if outputs[rid][1] == "rewritten":
+            rewritten += 1
+            edits = _unexplained(text, planted, out)
+            if edits:
+                unexplained += 1
+                if len(unexplained_samples) < 5:
+                    unexplained_samples.append(f"{rid}: {edits[0].describe()}")
         planted_words = set(_words(" ".join(planted)))
         rest = [w for w in _words(text) if w not in planted_words]
         present = set(_words(out))
@@ -223,6 +273,13 @@ def score(examples, outputs: dict, task: str) -> dict:
         "clean_examples": round(clean / len(emitted), 4) if emitted else None,
         "words_kept": round(kept / other, 4) if other else None,
         "placeholders": placeholders,
+        "leak_by_category": {c: f"{left}/{total}" for c, (total, left)
+                             in sorted(by_category.items())},
+        "name_word_leak": round(name_words_left / name_words, 4) if name_words else None,
+        "model_rewritten_share": round(rewritten / len(emitted), 4) if emitted else None,
+        "accepted_rewrites_with_unexplained_edit": (
+            f"{unexplained}/{rewritten}" if rewritten else "0/0"),
+        "unexplained_edit_samples": unexplained_samples,
         "verdicts": dict(sorted(verdicts.items())),
         "diversity": {"distinct_1": [_distinct(texts_in, 1), _distinct(texts_out, 1)],
                       "distinct_2": [_distinct(texts_in, 2), _distinct(texts_out, 2)],
@@ -233,16 +290,16 @@ def score(examples, outputs: dict, task: str) -> dict:
 
 # --- the two systems ----------------------------------------------------------------------------
 
-def run_gdr(task: str, examples, args, tmp: str) -> tuple:
+def run_gdr(task: str, examples, args, tmp: str, set_name: str = "") -> tuple:
     import tensorflow_datasets as tfds
     from gdr_beam.beam.records import DeadLetter
     from pipelines import refine
 
-    path = os.path.join(tmp, f"{task}.jsonl")
+    path = os.path.join(tmp, f"{set_name or task}.jsonl")
     with open(path, "w", encoding="utf-8") as f:
         for rid, text, _ in examples:
             f.write(json.dumps({"id": rid, "text": text}) + "\n")
-    out_dir = os.path.join(tmp, f"{task}-out")
+    out_dir = os.path.join(tmp, f"{set_name or task}-out")
     job = refine.RefineJob(input=path, output_dir=out_dir, task=task, model=args.model,
                            max_new_tokens=args.max_new_tokens, seed=args.seed,
                            max_retries=args.max_retries, progress_interval=60,
@@ -266,6 +323,16 @@ def run_gdr(task: str, examples, args, tmp: str) -> tuple:
                      "balanced": report["balanced"] if report else None,
                      "generated_tokens": (report or {}).get("throughput", {}).get(
                          "generated_tokens")}
+
+
+def run_fallback(task: str, examples, args) -> tuple:
+    from gdr_beam.tasks import get_task
+    t, t0 = get_task(task), time.perf_counter()
+    outputs = {}
+    for rid, text, _ in examples:
+        v = t.fallback(rid, text, args.seed)
+        outputs[rid] = (v.text, v.verdict)
+    return outputs, {"seconds": round(time.perf_counter() - t0, 1), "mode": "fallback_only"}
 
 
 def run_presidio(examples) -> tuple:
@@ -296,17 +363,23 @@ def main():
     result["adapter"] = refine.RefineJob.adapter
     result["temperature"] = refine.RefineJob.temperature
     with tempfile.TemporaryDirectory() as tmp:
-        for task in args.tasks.split(","):
-            examples = SETS[task](sizes[task], args.seed)
+        for set_name in args.tasks.split(","):
+            if set_name not in SETS:
+                raise SystemExit(f"unknown set {set_name!r}; known: {', '.join(SETS)}")
+            task, build = SETS[set_name]
+            examples = build(sizes[task], args.seed)
             # The peer first: it takes seconds, so a broken peer fails the run before the
             # long job, not after it.
             presidio_out, presidio_info = run_presidio(examples)
-            gdr_out, gdr_info = run_gdr(task, examples, args, tmp)
-            result["tasks"][task] = {
+            if args.fallback_only:
+                gdr_out, gdr_info = run_fallback(task, examples, args)
+            else:
+                gdr_out, gdr_info = run_gdr(task, examples, args, tmp, set_name)
+            result["tasks"][set_name] = {
                 "gdr": {**score(examples, gdr_out, task), **gdr_info},
                 "presidio_default": {**score(examples, presidio_out, task), **presidio_info},
             }
-            print(f"{task}: done", file=sys.stderr)
+            print(f"{set_name}: done", file=sys.stderr)
             save_json(result, args.out)  # after every task: a long run keeps what it measured
     print(json.dumps(result, indent=2))
 
