@@ -191,17 +191,34 @@ def _is_street(words: str) -> bool:
 
 def address_spans(text: str) -> list[tuple[int, int, str]]:
     """(start, end, language) of every street address found; language '' when unknown."""
-    spans = []
-    for m in US_ADDRESS.finditer(text):
-        spans.append((m.start(), m.end(), "en"))
-    for m in _PO_BOX.finditer(text):
-        spans.append((m.start(), m.end(), "en"))
+    spans = [found for find in _FINDERS for found in find(text)]
+    return _merge(text, spans)
+
+
+def _us_and_uk(text: str) -> list:
+    return [(m.start(), m.end(), "en") for m in US_ADDRESS.finditer(text)]
+
+
+def _po_boxes(text: str) -> list:
+    return [(m.start(), m.end(), "en") for m in _PO_BOX.finditer(text)]
+
+
+def _type_before_name(text: str) -> list:
+    """"Rue de Penthièvre 96", "96 rue de Penthièvre", "ul. Polna 5": a house number on one
+    side of a type word and the name."""
+    out = []
     for m in _prefixed().finditer(text):
-        if m.group(1) or m.group(2):  # a house number on one side
-            type_word = _type_word_of(m.group(0))
+        if m.group(1) or m.group(2):
             # with the number in front, a number after the name is the postcode: stop before
             end = m.start(2) if m.group(1) and m.group(2) else m.end()
-            spans.append((m.start(), end, _prefix_words().get(type_word, "")))
+            out.append((m.start(), end, _prefix_words().get(_type_word_of(m.group(0)), "")))
+    return out
+
+
+def _type_in_or_after_name(text: str) -> list:
+    """"Favoritenstrasse 36", "88 Mellemvej" (type word written into the name) and
+    "Nánási út 79" (standing after it), with a house number on one side."""
+    out = []
     for m in _suffixed().finditer(text):
         if not (m.group(1) or m.group(3)):
             continue
@@ -216,34 +233,51 @@ def address_spans(text: str) -> list[tuple[int, int, str]]:
         start = m.start()
         if not m.group(1):  # drop leading words that are not part of the name ("lives at")
             words = list(re.finditer(r"\S+", name))
-            last = len(words) - 1 if standalone else len(words)  # "út" is lower-case
-            keep = next((i for i in range(last - 1, -1, -1)
+            last_name_word = len(words) - 1 if standalone else len(words)  # "út" is lower-case
+            keep = next((i for i in range(last_name_word - 1, -1, -1)
                          if not _cap(words[i].group())), -1) + 1
             if keep >= len(words) or (standalone and keep >= len(words) - 1):
                 continue
             start = m.start(2) + words[keep].start()
-        spans.append((start, m.end(), _suffix_words().get(ending, "")))
+        out.append((start, m.end(), _suffix_words().get(ending, "")))
+    return out
+
+
+def _block_lines(text: str) -> list:
+    """A street-shaped line above a postcode-and-city line, or after an address cue."""
+    out = []
     for m in _STREET_LINE.finditer(text):
-        line_words = re.sub(_HOUSE, "", m.group(1)).strip(" ,")
-        if not line_words or not _is_street(line_words):
+        if not _is_street(re.sub(_HOUSE, "", m.group(1)).strip(" ,")):
             continue
-        nxt = text[m.end():].lstrip("\n").split("\n", 1)[0] if m.end() < len(text) else ""
-        before = text[:m.start()]
-        if _POSTCODE_LINE.match(nxt) or _CUE.search(before):
-            spans.append((m.start(1), m.end(), ""))
-    for m in _STREET_THEN_POSTCODE.finditer(text):
-        if _is_street(re.sub(_HOUSE, "", m.group(1)).strip(" ,")):
-            spans.append((m.start(1), m.end(1), ""))
+        below = text[m.end():].lstrip("\n").split("\n", 1)[0] if m.end() < len(text) else ""
+        if _POSTCODE_LINE.match(below) or _CUE.search(text, 0, m.start()):
+            out.append((m.start(1), m.end(), ""))
+    return out
+
+
+def _before_postcode(text: str) -> list:
+    return [(m.start(1), m.end(1), "") for m in _STREET_THEN_POSTCODE.finditer(text)
+            if _is_street(re.sub(_HOUSE, "", m.group(1)).strip(" ,"))]
+
+
+def _after_at(text: str) -> list:
+    out = []
     for m in _AT_NUMBER_STREET.finditer(text):
-        first = m.group(1)[len(m.group(2)):].split()[0]
-        if first.upper() not in _NOT_STREET_WORDS:
-            spans.append((m.start(1), m.end(1), ""))
-    for m in re.finditer(r"(?i)(?:\baddress(?:es)?\b:?|\blives? at|\blocated at)\s+"
-                         r"((?:" + _HOUSE + r",?\s+" + _NAME_WORDS + r")|(?:" + _NAME_WORDS
-                         + r",?\s+" + _HOUSE + r"))(?=[,.;\n]|\s*$)", text):
-        if _is_street(re.sub(_HOUSE, "", m.group(1)).strip(" ,")):
-            spans.append((m.start(1), m.end(1), ""))
-    return _merge(text, spans)
+        if m.group(1)[len(m.group(2)):].split()[0].upper() not in _NOT_STREET_WORDS:
+            out.append((m.start(1), m.end(1), ""))
+    return out
+
+
+def _after_cue(text: str) -> list:
+    return [(m.start(1), m.end(1), "") for m in _CUED_STREET.finditer(text)
+            if _is_street(re.sub(_HOUSE, "", m.group(1)).strip(" ,"))]
+
+
+_CUED_STREET = re.compile(r"(?i)(?:\baddress(?:es)?\b:?|\blives? at|\blocated at)\s+"
+                          r"((?:" + _HOUSE + r",?\s+" + _NAME_WORDS + r")|(?:" + _NAME_WORDS
+                          + r",?\s+" + _HOUSE + r"))(?=[,.;\n]|\s*$)")
+_FINDERS = (_us_and_uk, _po_boxes, _type_before_name, _type_in_or_after_name, _block_lines,
+            _before_postcode, _after_at, _after_cue)
 
 
 def _type_word_of(value: str) -> str:
