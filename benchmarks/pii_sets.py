@@ -115,8 +115,10 @@ def _secondary(rng: random.Random) -> str:
         rng.randrange(1, 400))
 
 
-def presidio_set(n: int, seed: int, split: str = "dev") -> list:
-    """n examples [(id, text, [Planted])] of the `presidio` set's `split`."""
+def presidio_set(n: int, seed: int, split: str = "dev", clean: bool = False) -> list:
+    """n examples [(id, text, [Planted])] of the `presidio` set's `split`. With `clean`, only
+    the templates without a direct identifier (cities, countries, organisations, jobs, ages,
+    bare street names): every word an anonymiser changes there is a false replacement."""
     from faker import Faker  # only for cards, IBANs, SSNs, IPs (counted apart)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}")
@@ -132,7 +134,10 @@ def presidio_set(n: int, seed: int, split: str = "dev") -> list:
     direct = ("person", "name", "first_name", "last_name", "address", "phone_number", "email",
               "credit_card_number", "iban", "ssn", "ip_address", "url", "building_number",
               "date_of_birth", "us_driver_license")
-    templates = [t for t in templates if any("{{" + k in t for k in direct)]
+    if clean:  # precision: only templates without a direct identifier slot
+        templates = [t for t in templates if not any("{{" + k in t for k in direct)]
+    else:
+        templates = [t for t in templates if any("{{" + k in t for k in direct)]
     out = []
     for i in range(n):
         template = templates[i % len(templates)] if i < len(templates) else \
@@ -260,7 +265,7 @@ def presidio_set(n: int, seed: int, split: str = "dev") -> list:
             return name
         text = re.sub(r"(\x00BN\x00 )?\x00SN\x00", street, text)
         text = text.replace("\x00BN\x00", str(rng.randrange(1, 300)))
-        out.append((f"pe-{split}-{i:04d}", text, planted))
+        out.append((f"pe-{split}{'-clean' if clean else ''}-{i:04d}", text, planted))
     return out
 
 

@@ -163,10 +163,10 @@ def toxicity_set(n: int, seed: int) -> list:
     return out
 
 
-def _presidio(split):
+def _presidio(split, clean=False):
     def build(n, seed):
         from pii_sets import presidio_set  # noqa: E402  (a sibling module)
-        return presidio_set(n, seed, split)
+        return presidio_set(n, seed, split, clean)
     return build
 
 
@@ -175,6 +175,8 @@ def _presidio(split):
 # project did not write (benchmarks/pii_sets.py); the detectors were tuned on dev only.
 SETS = {"pii": ("pii", pii_set), "pii_presidio_dev": ("pii", _presidio("dev")),
         "pii_presidio_heldout": ("pii", _presidio("heldout")),
+        # no direct identifiers at all: words_kept there is the false-replacement rate
+        "pii_presidio_clean": ("pii", _presidio("dev", clean=True)),
         "secrets": ("secrets", secrets_set), "toxicity": ("toxicity", toxicity_set)}
 
 

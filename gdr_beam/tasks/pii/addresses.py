@@ -340,6 +340,15 @@ def _merge(text: str, spans: list) -> list:
     return out
 
 
+def street_word(word: str) -> bool:
+    """A street's name or type word ("Zistelweg", "Skoanveien", "Street", "St")."""
+    low = word.lower().rstrip(".")
+    if re.fullmatch(_street_suffixes(), word.rstrip(".")) and word[:1].isupper():
+        return True
+    return any(low.endswith(e) and len(low) >= len(e) + 3 for e in _suffix_words()
+               if len(e) >= 3)
+
+
 def locale_of(language: str) -> str:
     """The Faker locale for a fake address in the style a type word points to ('' = en_US)."""
     return _SUFFIX_LOCALE.get(language, "")

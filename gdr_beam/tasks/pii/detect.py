@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 from gdr_beam.tasks.base import Span
+from gdr_beam.tasks.pii.addresses import street_word
+from gdr_beam.tasks.pii.gazetteers import english_words, first_names, last_names
 from gdr_beam.tasks.pii.names import NER, gazetteer_persons, merge_persons, org_word as _org_word, \
     outside
 from gdr_beam.tasks.pii.structured import DETECTORS
@@ -29,7 +31,8 @@ def detect(text: str, names: bool = True) -> list[Span]:
                       for c in outside(text, s, spans)]
         addresses = [s for s in spans if s.category == "street_address"]
         for span in merge_persons(text, candidates):
-            if not _in_org_name(text, span) and not _town_line(text, span, addresses):
+            if not _in_org_name(text, span) and not _town_line(text, span, addresses) \
+                    and not _street_or_word(text, span):
                 add(span)
     return sorted(spans, key=lambda s: s.start)
 
@@ -68,6 +71,18 @@ def _run_beside(text: str, span: Span) -> list:
         out.append(m.group(1).rstrip("."))
         pos = m.start()
     return out
+
+
+def _street_or_word(text: str, span: Span) -> bool:
+    """Not a person: a street's name ("Luís Camões Street", "Zistelweg") or a lone English word
+    the NER model tagged ("Discipline")."""
+    words = span.value.split()
+    after = re.match(r"[ \t]+([A-Z][A-Za-z]*\.?)", text[span.end:])
+    if (street_word(words[-1]) and words[-1] not in last_names()) or \
+            (after and street_word(after.group(1)) and len(after.group(1).rstrip(".")) >= 2):
+        return True
+    return len(words) == 1 and words[0].lower() in english_words() \
+        and words[0] not in first_names() and words[0] not in last_names()
 
 
 def _town_line(text: str, span: Span, addresses: list) -> bool:

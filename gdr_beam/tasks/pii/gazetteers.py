@@ -66,6 +66,43 @@ def place_words() -> frozenset:
 
 
 @functools.lru_cache(maxsize=None)
+def last_names() -> frozenset:
+    """Surnames of every Latin-script Faker locale ("Dale", "Ley" are also English words)."""
+    import importlib  # pylint: disable=import-outside-toplevel
+    from faker.config import AVAILABLE_LOCALES  # pylint: disable=import-outside-toplevel
+    names = set()
+    for locale in AVAILABLE_LOCALES:
+        try:
+            provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
+        except ImportError:
+            continue
+        for attr in ("last_names", "last_names_male", "last_names_female"):
+            found = provider.__dict__.get(attr)
+            if isinstance(found, (list, tuple, dict, set, frozenset)):
+                names.update(n for n in found if isinstance(n, str) and LATIN_NAME.match(n))
+    return frozenset(names)
+
+
+@functools.lru_cache(maxsize=None)
+def city_names() -> frozenset:
+    """Town names of every Faker locale (~30,000): a capitalised word no other list knows is a
+    name unless it is one of these ("Ostrava", "Wrocław")."""
+    import importlib  # pylint: disable=import-outside-toplevel
+    from faker.config import AVAILABLE_LOCALES  # pylint: disable=import-outside-toplevel
+    names = set()
+    for locale in AVAILABLE_LOCALES:
+        try:
+            provider = importlib.import_module(f"faker.providers.address.{locale}").Provider
+        except ImportError:
+            continue
+        for attr in ("cities", "city_names", "towns", "municipalities"):
+            found = provider.__dict__.get(attr)
+            if isinstance(found, (list, tuple, dict, set, frozenset)):
+                names.update(n for n in found if isinstance(n, str))
+    return frozenset(names)
+
+
+@functools.lru_cache(maxsize=None)
 def first_name_genders() -> dict:
     """first name -> "male" / "female" where Faker's per-locale lists agree (a name listed as
     both, such as "Andrea" or "Jean", has no entry), so a fake first name can keep the gender

