@@ -243,6 +243,16 @@ def test_pii_fallback_fakes_are_coherent():
     assert re.search(r"^(?:ul\.|ulica|al\.|aleja|plac|pl\.) ", polish.split("\n")[1]), polish
 
 
+def test_pii_rewrite_may_not_swap_places_or_other_words_for_fakes():
+    task = get_task("pii")
+    original = "Laura Chen moved to Lisboa last year; the Louvre is her favourite museum."
+    good = original.replace("Laura Chen", "Maya Torres")
+    assert task.review(original, good).accepted is not None
+    for swapped in ("Lisboa", "Louvre"):
+        review = task.review(original, good.replace(swapped, "North Nicholas"))
+        assert review.accepted is None, swapped
+
+
 def test_pii_rewrite_must_be_an_identity_map():
     task = get_task("pii")
     original = "Laura Chen called John Park. Later Laura Chen left."

@@ -11,8 +11,8 @@ no rule explains. An edit is explained when
   - it only moves punctuation or spacing;
   - it is grammatical agreement with a replacement: articles (a/an/the), pronouns and titles
     (a fake of another gender turns "she" into "he", "Ms" into "Mr");
-  - it replaces capitalised words the detectors missed with a value the detectors recognise as
-    a person's name, e-mail, phone or address (a missed identifier: the caller counts it).
+  - it replaces an identifier the detectors missed (the caller's `missed` says so, e.g. a word
+    the name lists know, replaced by a value recognised as a name).
 
 Anything else (deleted, added or changed words, numbers, dates, places) is unexplained.
 """
@@ -60,11 +60,12 @@ def _words(tokens) -> list:
 
 
 def unexplained_edits(original: str, spans: Sequence, rewrite: str,
-                      detect: Callable[[str], Sequence] = lambda _: ()) -> list[Edit]:
+                      missed: Callable[[str, str], bool] = lambda old, new: False
+                      ) -> list[Edit]:
     """Edits of `rewrite` against `original` that replace no detected span and are no
     agreement or punctuation change (see the module docstring). `spans` are the original's
-    detected values (objects with start/end); `detect` finds values in a piece of rewrite text,
-    to recognise a missed identifier replaced by a fake."""
+    detected values (objects with start/end); `missed(old, new)` says whether an edit replaced
+    an identifier the detectors missed."""
     a, b = _tokens(original), _tokens(rewrite)
     matcher = difflib.SequenceMatcher(a=[t[2].lower() for t in a], b=[t[2].lower() for t in b],
                                       autojunk=False)
@@ -76,13 +77,13 @@ def unexplained_edits(original: str, spans: Sequence, rewrite: str,
         start = old[0][0] if old else (a[i1 - 1][1] if i1 > 0 else 0)
         end = old[-1][1] if old else start
         new_text = rewrite[new[0][0]:new[-1][1]] if new else ""
-        if _explained(original, spans, old, new, new_text, start, end, detect):
+        if _explained(original, spans, old, new, new_text, start, end, missed):
             continue
         edits.append(Edit(start, end, original[start:end], new_text))
     return edits
 
 
-def _explained(original, spans, old, new, new_text, start, end, detect) -> bool:
+def _explained(original, spans, old, new, new_text, start, end, missed) -> bool:
     old_words, new_words = _words(old), _words(new)
     if not old_words and not new_words:
         return True  # punctuation or spacing only
@@ -101,7 +102,4 @@ def _explained(original, spans, old, new, new_text, start, end, detect) -> bool:
     new_set = {w[2].lower() for w in new_words}
     if old_set <= AGREEMENT and new_set <= AGREEMENT:
         return True  # "she" -> "he", "a" -> "an", "Ms" -> "Mr"
-    if old_words and all(w[2][:1].isupper() for w in old_words) and len(old_words) <= 4 \
-            and new_text and detect(new_text):
-        return True  # capitalised words the detectors missed, replaced by a detected fake
-    return False
+    return bool(old_words and new_text and missed(original[start:end], new_text))

@@ -245,6 +245,11 @@ class Task(abc.ABC):
         token matched by a sibling rule) counts coarser kinds."""
         return span.category
 
+    def missed_identifier(self, old: str, new: str) -> bool:
+        """For a faithful task: did a rewrite that changed `old` to `new` replace a value the
+        detectors missed? By default nothing is explained that way."""
+        return False
+
     def parse(self, output: str) -> str:
         return peel(output)
 
@@ -275,7 +280,7 @@ class Task(abc.ABC):
             return "content_added", (f"{len(words(rewrite))} words for "
                                      f"{len(words(original))} in the original")
         if self.faithful:
-            edits = unexplained_edits(original, spans, rewrite, self.detect)
+            edits = unexplained_edits(original, spans, rewrite, self.missed_identifier)
             if edits:
                 return "content_changed", (f"{len(edits)} edit(s) outside the detected values, "
                                            f"first: {edits[0].describe()}")

@@ -6,7 +6,7 @@ import re
 
 from gdr_beam.tasks.base import Span
 from gdr_beam.tasks.pii.addresses import street_word
-from gdr_beam.tasks.pii.gazetteers import english_words, first_names, last_names
+from gdr_beam.tasks.pii.gazetteers import city_names, english_words, first_names, last_names
 from gdr_beam.tasks.pii.names import NER, gazetteer_persons, merge_persons, org_word as _org_word, \
     outside
 from gdr_beam.tasks.pii.structured import DETECTORS
@@ -74,14 +74,15 @@ def _run_beside(text: str, span: Span) -> list:
 
 
 def _street_or_word(text: str, span: Span) -> bool:
-    """Not a person: a street's name ("Luís Camões Street", "Zistelweg") or a lone English word
-    the NER model tagged ("Discipline")."""
+    """Not a person: a street's name ("Luís Camões Street", "Zistelweg"), or a lone English word
+    or town the NER model tagged ("Discipline", "Lisboa") that no name list knows."""
     words = span.value.split()
     after = re.match(r"[ \t]+([A-Z][A-Za-z]*\.?)", text[span.end:])
     if (street_word(words[-1]) and words[-1] not in last_names()) or \
             (after and street_word(after.group(1)) and len(after.group(1).rstrip(".")) >= 2):
         return True
-    return len(words) == 1 and words[0].lower() in english_words() \
+    return len(words) == 1 and (words[0].lower() in english_words() or words[0] in city_names()
+                                or re.search(r"(?i)\b(?:the|a|an)\s+$", text[:span.start])) \
         and words[0] not in first_names() and words[0] not in last_names()
 
 

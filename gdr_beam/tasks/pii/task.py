@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+import re
 from typing import Optional
 
 from gdr_beam.tasks.base import Span, Task, Verification, diff_changes, few_shot_messages, \
     register_task, replace_spans
 from gdr_beam.tasks.pii.detect import detect
 from gdr_beam.tasks.pii.fakes import fake_value
+from gdr_beam.tasks.pii.gazetteers import first_names, last_names
 from gdr_beam.tasks.pii.identities import IdentityMap
 
 
@@ -44,6 +46,15 @@ class PiiTask(Task):
         if reason:
             return reason, detail
         return _coherence(original, diff_changes(original, rewrite, spans))
+
+    def missed_identifier(self, old: str, new: str) -> bool:
+        """A name the detectors vetoed or missed: every word of `old` is a known first name or
+        surname, and `new` reads as a name. Places and other words the model swaps
+        ("Lisboa" -> "North Nicholas") are not explained this way."""
+        words = re.findall(r"[^\W\d_][\w'’-]*", old)
+        known = first_names() | last_names()
+        return bool(words) and all(w in known for w in words) and any(
+            s.category == "person" for s in self.detect(new))
 
     def fallback(self, example_id: str, original: str, seed: int,
                  reason: str = "") -> Verification:
