@@ -1,5 +1,5 @@
-"""Word lists the name detector consults: first names of every Latin-script Faker locale,
-English words (Webster's 2nd), countries and US states."""
+"""Word lists the pii detectors and fakes consult: first names (with gender) and surnames of
+every Latin-script Faker locale, English words (Webster's 2nd), countries, US states and towns."""
 
 from __future__ import annotations
 
@@ -16,21 +16,29 @@ NOT_SURNAME = frozenset({"Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
 LATIN_NAME = re.compile(r"^[A-Za-zÀ-ÖØ-öø-ɏ][A-Za-zÀ-ÖØ-öø-ɏ'’-]+$")
 
 
-@functools.lru_cache(maxsize=None)
-def first_names() -> frozenset:
+def _faker_lists(kind: str, attrs: tuple):
+    """(attr, words) for every Faker locale's `kind` provider ("person", "address") list
+    named in attrs: Faker keeps per-country name and place lists drawn from census and
+    registry data, our gazetteers' source."""
     import importlib  # pylint: disable=import-outside-toplevel
     from faker.config import AVAILABLE_LOCALES  # pylint: disable=import-outside-toplevel
-    from spacy.lang.en.stop_words import STOP_WORDS  # pylint: disable=import-outside-toplevel
-    names = set()
     for locale in AVAILABLE_LOCALES:
         try:
-            provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
+            provider = importlib.import_module(f"faker.providers.{kind}.{locale}").Provider
         except ImportError:
             continue
-        for attr in ("first_names", "first_names_male", "first_names_female"):
+        for attr in attrs:
             found = provider.__dict__.get(attr)  # a class attribute (a few are properties)
             if isinstance(found, (list, tuple, dict, set, frozenset)):
-                names.update(n for n in found if isinstance(n, str) and LATIN_NAME.match(n))
+                yield attr, [w for w in found if isinstance(w, str)]
+
+
+@functools.lru_cache(maxsize=None)
+def first_names() -> frozenset:
+    from spacy.lang.en.stop_words import STOP_WORDS  # pylint: disable=import-outside-toplevel
+    names = {n for _, found in _faker_lists(
+        "person", ("first_names", "first_names_male", "first_names_female"))
+        for n in found if LATIN_NAME.match(n)}
     # English function words that are also someone's first name ("May", "Will", "An").
     return frozenset(n for n in names if n.lower() not in STOP_WORDS and n not in NOT_SURNAME)
 
@@ -42,6 +50,7 @@ def english_words() -> frozenset:
     from english_words import get_english_words_set  # pylint: disable=import-outside-toplevel
     return frozenset(w for w in get_english_words_set(["web2"], lower=False, alpha=True)
                      if w.islower())
+
 
 @functools.lru_cache(maxsize=None)
 def countries_and_states() -> frozenset:
@@ -68,38 +77,17 @@ def place_words() -> frozenset:
 @functools.lru_cache(maxsize=None)
 def last_names() -> frozenset:
     """Surnames of every Latin-script Faker locale ("Dale", "Ley" are also English words)."""
-    import importlib  # pylint: disable=import-outside-toplevel
-    from faker.config import AVAILABLE_LOCALES  # pylint: disable=import-outside-toplevel
-    names = set()
-    for locale in AVAILABLE_LOCALES:
-        try:
-            provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
-        except ImportError:
-            continue
-        for attr in ("last_names", "last_names_male", "last_names_female"):
-            found = provider.__dict__.get(attr)
-            if isinstance(found, (list, tuple, dict, set, frozenset)):
-                names.update(n for n in found if isinstance(n, str) and LATIN_NAME.match(n))
-    return frozenset(names)
+    return frozenset(n for _, found in _faker_lists(
+        "person", ("last_names", "last_names_male", "last_names_female"))
+        for n in found if LATIN_NAME.match(n))
 
 
 @functools.lru_cache(maxsize=None)
 def city_names() -> frozenset:
     """Town names of every Faker locale (~30,000): a capitalised word no other list knows is a
     name unless it is one of these ("Ostrava", "Wrocław")."""
-    import importlib  # pylint: disable=import-outside-toplevel
-    from faker.config import AVAILABLE_LOCALES  # pylint: disable=import-outside-toplevel
-    names = set()
-    for locale in AVAILABLE_LOCALES:
-        try:
-            provider = importlib.import_module(f"faker.providers.address.{locale}").Provider
-        except ImportError:
-            continue
-        for attr in ("cities", "city_names", "towns", "municipalities"):
-            found = provider.__dict__.get(attr)
-            if isinstance(found, (list, tuple, dict, set, frozenset)):
-                names.update(n for n in found if isinstance(n, str))
-    return frozenset(names)
+    return frozenset(n for _, found in _faker_lists(
+        "address", ("cities", "city_names", "towns", "municipalities")) for n in found)
 
 
 @functools.lru_cache(maxsize=None)
@@ -107,18 +95,9 @@ def first_name_genders() -> dict:
     """first name -> "male" / "female" where Faker's per-locale lists agree (a name listed as
     both, such as "Andrea" or "Jean", has no entry), so a fake first name can keep the gender
     that pronouns and titles in the text agree with."""
-    import importlib  # pylint: disable=import-outside-toplevel
-    from faker.config import AVAILABLE_LOCALES  # pylint: disable=import-outside-toplevel
     seen: dict = {}
-    for locale in AVAILABLE_LOCALES:
-        try:
-            provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
-        except ImportError:
-            continue
-        for attr, gender in (("first_names_male", "male"), ("first_names_female", "female")):
-            found = provider.__dict__.get(attr)
-            if isinstance(found, (list, tuple, dict, set, frozenset)):
-                for n in found:
-                    if isinstance(n, str) and LATIN_NAME.match(n):
-                        seen.setdefault(n, set()).add(gender)
+    for attr, found in _faker_lists("person", ("first_names_male", "first_names_female")):
+        for n in found:
+            if LATIN_NAME.match(n):
+                seen.setdefault(n, set()).add("male" if attr.endswith("_male") else "female")
     return {n: g.pop() for n, g in seen.items() if len(g) == 1}
