@@ -7,8 +7,7 @@ import re
 from gdr_beam.tasks.base import Span
 from gdr_beam.tasks.pii.addresses import street_word
 from gdr_beam.tasks.pii.gazetteers import city_names, english_words, first_names, last_names
-from gdr_beam.tasks.pii.names import NER, gazetteer_persons, merge_persons, org_word as _org_word, \
-    outside
+from gdr_beam.tasks.pii.names import NER, gazetteer_persons, merge_persons, org_word, outside
 from gdr_beam.tasks.pii.structured import DETECTORS
 
 
@@ -51,7 +50,7 @@ def _postcode(text: str, start: int, end: int) -> bool:
 def _in_org_name(text: str, span: Span) -> bool:
     """A name candidate inside an organisation's name: a capitalised neighbour on its line is
     an organisation word ("Vallourec SA", "Malu Paper Mills Ltd")."""
-    return any(_org_word(w) for w in _run_beside(text, span) + span.value.split()[1:])
+    return any(org_word(w) for w in _run_beside(text, span) + span.value.split()[1:])
 
 
 def _run_beside(text: str, span: Span) -> list:

@@ -155,8 +155,6 @@ def org_word(word: str) -> bool:
                                  or word in ("Co", "Co.", "Inc", "Inc.", "Ltd", "Ltd.", "Corp",
                                              "Corp."))
 
-
-_org_word = org_word
 _UPPER = re.compile(r"^[^\W\d_]")
 
 
@@ -180,8 +178,9 @@ def _unknown_names(doc) -> list[Span]:
     gazetteer cannot hold every name of every locale, and the small NER model misses or
     mislabels most non-English ones (it tags "Mikayla Prichard" ORG, "Bethany" GPE), so
     its labels do not veto a word; what does: being an English word ("Swift", "Tales"), a known
-    place (`_is_place`), part of an organisation's name ("Faurecia SE"), an acronym, or a
-    word inside a title in quotes. The cost is that product and project names that are no
+    place (`_is_place`) or town of any locale, a street's name ("Zistelweg"), following an
+    article ("the Louvre"), part of an organisation's name ("Faurecia SE"), a demonym, an
+    acronym, or a word inside a title in quotes. The cost is that product and project names that are no
     English word ("Kubernetes") read as names too: benchmarks/refine_quality.py measures it as
     words kept on texts with no personal data."""
     spans = []
@@ -193,7 +192,7 @@ def _unknown_names(doc) -> list[Span]:
                 or (t.i > 0 and doc[t.i - 1].lower_ in ("the", "a", "an")):  # "the Louvre"
             continue
         run = _capitalised_run(doc, t)
-        if any(_org_word(w) for w in run) \
+        if any(org_word(w) for w in run) \
                 or t.ent_type_ in ("WORK_OF_ART", "LAW") or _demonym(t):
             continue
         spans.append(Span(t.idx, t.idx + len(word), "person", word))
