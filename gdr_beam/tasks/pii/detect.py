@@ -53,35 +53,38 @@ def _in_org_name(text: str, span: Span) -> bool:
     return any(org_word(w) for w in _run_beside(text, span) + span.value.split()[1:])
 
 
+_WORD_AFTER = re.compile(r"[ \t]+([A-Z][\w&'-]*\.?)")
+_WORD_BEFORE = re.compile(r"([A-Z][\w&'-]*\.?)[ \t]+$")
+
+
 def _run_beside(text: str, span: Span) -> list:
     """The capitalised words directly before and after the span on its line."""
     out, pos = [], span.end
-    while True:
-        m = re.compile(r"[ \t]+([A-Z][\w&'-]*\.?)").match(text, pos)
-        if not m:
-            break
+    while m := _WORD_AFTER.match(text, pos):
         out.append(m.group(1).rstrip("."))
         pos = m.end()
-    pos = span.start
-    while True:
-        m = re.search(r"([A-Z][\w&'-]*\.?)[ \t]+$", text[:pos])
-        if not m:
-            break
+    # A match holds no line break, so the search need not look before the span's line.
+    line_start, pos = text.rfind("\n", 0, span.start) + 1, span.start
+    while m := _WORD_BEFORE.search(text, line_start, pos):
         out.append(m.group(1).rstrip("."))
         pos = m.start()
     return out
+
+
+_STREET_WORD_AFTER = re.compile(r"[ \t]+([A-Z][A-Za-z]*\.?)")
+_ARTICLE_BEFORE = re.compile(r"(?i)\b(?:the|a|an)\s+$")
 
 
 def _street_or_word(text: str, span: Span) -> bool:
     """Not a person: a street's name ("Luís Camões Street", "Zistelweg"), or a lone English word
     or town the NER model tagged ("Discipline", "Lisboa") that no name list knows."""
     words = span.value.split()
-    after = re.match(r"[ \t]+([A-Z][A-Za-z]*\.?)", text[span.end:])
+    after = _STREET_WORD_AFTER.match(text, span.end)
     if (street_word(words[-1]) and words[-1] not in last_names()) or \
             (after and street_word(after.group(1)) and len(after.group(1).rstrip(".")) >= 2):
         return True
     return len(words) == 1 and (words[0].lower() in english_words() or words[0] in city_names()
-                                or re.search(r"(?i)\b(?:the|a|an)\s+$", text[:span.start])) \
+                                or _ARTICLE_BEFORE.search(text, 0, span.start)) \
         and words[0] not in first_names() and words[0] not in last_names()
 
 

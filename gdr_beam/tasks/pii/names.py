@@ -95,7 +95,10 @@ _POSTCODE_BEFORE = re.compile(r"(?:^|[\s,])(?:[A-Z]{1,2}-)?\d{2,5}(?:[- ]\d{2,4}
 
 
 def _is_place(token) -> bool:
-    if _POSTCODE_BEFORE.search(token.doc.text, 0, token.idx):
+    # A postcode holds no line break: look from the break before the token's line (the
+    # pattern's boundary may be that break), not from the start of the document.
+    text = token.doc.text
+    if _POSTCODE_BEFORE.search(text, max(0, text.rfind("\n", 0, token.idx)), token.idx):
         return True  # a town after its postcode: "1100 Wien", "00-625 Warszawa"
     if token.text in countries_and_states() or token.text in place_words():
         return True
