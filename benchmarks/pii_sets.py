@@ -110,6 +110,13 @@ def _phone(r: dict, rng: random.Random) -> str:
     return r["TelephoneNumber"]
 
 
+# Slots without a usable column in the records (the CSV's card numbers were mangled by a
+# spreadsheet): Faker's values, counted apart as "<category>:faker".
+_FAKER_VALUES = {"credit_card_number": ("credit_card", lambda f: f.credit_card_number()),
+                 "iban": ("iban", lambda f: f.iban()), "ssn": ("ssn", lambda f: f.ssn()),
+                 "ip_address": ("ip_address", lambda f: f.ipv4_public())}
+
+
 def _secondary(rng: random.Random) -> str:
     return rng.choice(["Apt. {}", "Suite {}", "Unit {}", "Flat {}", "Floor {}"]).format(
         rng.randrange(1, 400))
@@ -228,21 +235,10 @@ def presidio_set(n: int, seed: int, split: str = "dev", clean: bool = False) -> 
                 value = person["Birthday"]
                 planted.append(Planted(value, "date_of_birth"))
                 return value
-            if base == "credit_card_number":
-                value = fake.credit_card_number()
-                planted.append(Planted(value, "credit_card:faker"))
-                return value
-            if base == "iban":
-                value = fake.iban()
-                planted.append(Planted(value, "iban:faker"))
-                return value
-            if base == "ssn":
-                value = fake.ssn()
-                planted.append(Planted(value, "ssn:faker"))
-                return value
-            if base == "ip_address":
-                value = fake.ipv4_public()
-                planted.append(Planted(value, "ip_address:faker"))
+            if base in _FAKER_VALUES:
+                category, make = _FAKER_VALUES[base]
+                value = make(fake)
+                planted.append(Planted(value, category + ":faker"))
                 return value
             if base == "us_driver_license":
                 value = f"{rng.choice('ABCDEFGHJKLMNPRSTW')}{rng.randrange(10**6, 10**7)}"
