@@ -43,7 +43,7 @@ import functools
 import hashlib
 import random
 import re
-from typing import Callable, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from gdr_beam.tasks.alignment import unexplained_edits
 
@@ -306,19 +306,32 @@ class Task(abc.ABC):
             return Review(None, "truncated", "the reply ran to max_new_tokens")
         return self.review(original, self.parse(reply) if reply.strip() else None)
 
-    def fallback(self, example_id: str, original: str, seed: int,
-                 reason: str = "") -> Verification:
+    def fallback(self, example_id: str, original: str, seed: int, reason: str = "", *,
+                 fixed: Optional[Mapping[str, str]] = None) -> Verification:
         """Every detected span replaced by `replacement`, the same value by the same fake.
         With nothing detected this is the original text, still marked `fallback`: the model
         may have been right that something needed replacing, and the verdict must not claim
-        otherwise."""
+        otherwise.
+
+        fixed: value -> replacement already decided elsewhere in the document (the model's
+        rewrite of another segment of a long example, see beam/segments.py): such a value
+        keeps that replacement, and no other value is given one of them."""
+        fixed = dict(fixed or {})
+        taken = set(fixed.values())
         fakes: dict = {}
 
         def fake(span: Span) -> str:
+            if span.value in fixed:
+                return fixed[span.value]
             key = (span.category, span.value)
             if key not in fakes:
-                fakes[key] = distinct_replacement(
-                    span, seeded_rng(seed, example_id, span.value), self.replacement)
+                rng = seeded_rng(seed, example_id, span.value)
+                new = distinct_replacement(span, rng, self.replacement)
+                for _ in range(8):
+                    if new not in taken:
+                        break
+                    new = distinct_replacement(span, rng, self.replacement)
+                fakes[key] = new
             return fakes[key]
 
         text, changes = replace_spans(original, self.spans(original), fake)

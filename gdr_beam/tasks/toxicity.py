@@ -300,8 +300,10 @@ class ToxicityTask(Task):
                 sorted({s.category for s in left}))
         return "", ""
 
-    def fallback(self, example_id: str, original: str, seed: int,
-                 reason: str = "") -> Verification:
+    def fallback(self, example_id: str, original: str, seed: int, reason: str = "", *,
+                 fixed=None) -> Verification:
+        # `fixed` (Task.fallback) is not used: a neutral substitute for an insult is no
+        # identity that must stay the same across the segments of a document.
         spans = self.spans(original)
         if not spans:
             return Verification("fallback", original, (), reason)

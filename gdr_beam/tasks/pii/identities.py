@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 import re
 import unicodedata
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from gdr_beam.tasks.base import Span, seeded_rng
 from gdr_beam.tasks.pii.fakes import fake_value, with_faker
@@ -39,7 +39,11 @@ def _plain(word: str) -> str:
 class IdentityMap:
     """The fakes of one document (see the module docstring)."""
 
-    def __init__(self, seed: int, example_id: str, text: str, spans: Sequence[Span]):
+    def __init__(self, seed: int, example_id: str, text: str, spans: Sequence[Span],
+                 fixed: Optional[Mapping[str, str]] = None):
+        """fixed: value -> the replacement another segment of the document already chose
+        (see Task.fallback); a person's fixed name pins its words one by one when the two
+        have as many words, so "Ms. Chen" later follows "Laura Chen" -> "Maya Torres"."""
         self._seed, self._id = seed, example_id
         people = [s for s in spans if s.category == "person"]
         # A word is a surname when another word precedes it in a name, or when it stands alone
@@ -52,6 +56,21 @@ class IdentityMap:
         self._tokens: dict = {}
         self._values: dict = {}
         self._used: set = set()
+        self._fixed_people: dict = {}
+        for s in spans:
+            new = (fixed or {}).get(s.value)
+            if new is None:
+                continue
+            self._used.add(new.lower())
+            old_words, new_words = s.value.split(), new.split()
+            if s.category != "person":
+                self._values[(s.category, s.value)] = new
+            elif len(old_words) == len(new_words):
+                for old_word, new_word in zip(old_words, new_words):
+                    self._tokens.setdefault(old_word, new_word)
+                    self._used.add(new_word.lower())
+            else:
+                self._fixed_people[s.value] = new
         # Name words as they appear inside identifiers, for derived e-mails and handles.
         for s in people:
             for tok in s.value.split():
@@ -89,6 +108,8 @@ class IdentityMap:
     def replace(self, span: Span) -> str:
         """The fake for a detected span."""
         if span.category == "person":
+            if span.value in self._fixed_people:
+                return self._fixed_people[span.value]
             return " ".join(self.person_token(t) for t in span.value.split())
         key = (span.category, span.value)
         if key not in self._values:

@@ -56,12 +56,13 @@ class PiiTask(Task):
         return bool(words) and all(w in known for w in words) and any(
             s.category == "person" for s in self.detect(new))
 
-    def fallback(self, example_id: str, original: str, seed: int,
-                 reason: str = "") -> Verification:
+    def fallback(self, example_id: str, original: str, seed: int, reason: str = "", *,
+                 fixed=None) -> Verification:
         # One identity map per document: one fake per person however they are referred to,
-        # gender and country style kept, e-mails built from a name rebuilt from the fake.
+        # gender and country style kept, e-mails built from a name rebuilt from the fake,
+        # and the replacements other segments of the document already chose kept (`fixed`).
         spans = self.spans(original)
-        identities = IdentityMap(seed, example_id, original, spans)
+        identities = IdentityMap(seed, example_id, original, spans, fixed=fixed)
         text, changes = replace_spans(original, spans, identities.replace)
         return Verification("fallback", text, changes, reason)
 
