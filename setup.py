@@ -42,6 +42,10 @@ setuptools.setup(
         # ("Hope", "Will") is not taken for a person by the pii detector.
         "english-words>=2.0",
         "faker>=25",  # realistic fake names, addresses, emails for the pii fallback
+        # Checksums of national ids (PESEL, codice fiscale, NIR, DNI/NIE, BSN, Steuer-ID,
+        # Aadhaar, ...) for the pii detector and its fakes: a maintained library of these
+        # formats instead of a checksum of our own per country.
+        "python-stdnum>=1.20",
         "detect-secrets>=1.5",  # Yelp's secret detectors for the secrets task
         # Reads gitleaks' rule file (TOML), shipped as data for the secrets task; the standard
         # library has tomllib from 3.11 on.

@@ -267,3 +267,188 @@ def presidio_set(n: int, seed: int, split: str = "dev", clean: bool = False) -> 
 
 def category_of(value) -> str:
     return getattr(value, "category", "") or "value"
+
+
+# --- national ids -------------------------------------------------------------------------------
+# `national_ids`: national identity numbers of ten formats in short sentences. The values come
+# from code this project did not write: Faker's per-locale providers (en_GB NINO, pl_PL PESEL,
+# it_IT codice fiscale, fr_FR NIR, es_ES DNI and NIE, nl_NL BSN, en_IN Aadhaar and PAN) and
+# python-stdnum (its documented examples of each format, its `format()` layouts, and, for the
+# German Steuer-ID and the NHS number, which Faker lacks, random digits its validator accepts;
+# our detector validates with the same library, so those two measure shape and cue handling,
+# not the checksum). Faker's Aadhaar numbers mostly fail the Verhoeff check real ones pass:
+# only the ones stdnum accepts are used. The Personalausweis numbers have no outside source:
+# they are ours (random, ICAO 9303 check digit computed here) and counted apart as `:ours`.
+# The sentences are ours (forms, letters and notes in each country's language and in English,
+# with the cue words such documents carry, and ordinary numbers beside the id that must stay),
+# plus presidio-evaluator's two SSN templates with a foreign national id in the slot.
+
+_ID_TEMPLATES = {
+    "gb_nino": ["Please quote your National Insurance number ({v}) on all letters about claim "
+                "48213.", "NI number: {v}\nTax year: 2023/24\nTax code: 1257L",
+                "Payroll note from 14 March: NINO {v}, 37.5 hours a week."],
+    "de_idnr": ["Ihre steuerliche Identifikationsnummer lautet {v}. Bitte geben Sie sie bei "
+                "jeder Steuererklärung an.", "Steuer-ID: {v}\nSteuerklasse: 3\nKinder: 2",
+                "The employee's German tax ID {v} was added to the payroll file in May 2023."],
+    "de_document": ["Personalausweisnummer: {v}, gültig bis 12.08.2031.",
+                    "Bitte legen Sie Ihren Personalausweis ({v}) bei der Abholung vor; Termin "
+                    "um 14:30 Uhr in Raum 12."],
+    "pl_pesel": ["PESEL: {v}\nNumer zamówienia: 2024/05/117",
+                 "Proszę podać numer PESEL {v} w formularzu na stronie 3.",
+                 "The patient's PESEL {v} was checked at admission, bed 14."],
+    "it_codice_fiscale": ["Codice fiscale: {v} - tessera sanitaria valida fino al 2027.",
+                          "Il mio codice fiscale è {v}, la fattura n. 145 è di 320 euro.",
+                          "Allego il modulo con C.F. {v} e 2 copie del contratto."],
+    "fr_nir": ["Numéro de sécurité sociale : {v}\nCaisse : CPAM de Lyon, dossier 55871",
+               "Veuillez indiquer votre NIR ({v}) sur la feuille de soins n° 3.",
+               "Her French social security number {v} is on page 2 of the form."],
+    "es_dni": ["DNI: {v}\nContrato de alquiler: 850 euros al mes",
+               "Adjunto copia del DNI {v} para la reserva de 3 noches.",
+               "Guest ID (DNI {v}) checked at the desk, room 214."],
+    "es_nie": ["Mi NIE es {v} y mi número de expediente es 4471.", "NIE: {v}\nPiso 3, puerta 2"],
+    "nl_bsn": ["Uw burgerservicenummer (BSN) is {v}. Bewaar deze brief goed.",
+               "BSN: {v}\nAantal uren: 32", "Please add the BSN {v} to the 2024 tax form."],
+    "gb_nhs": ["NHS number: {v}\nAppointment at 10:40, room 6",
+               "The referral letter gives NHS number {v} and 2 previous visits."],
+    "in_aadhaar": ["Aadhaar No. {v} linked to the account on 5 January.",
+                   "Please share your Aadhaar number {v} for KYC of order 88123."],
+    "in_pan": ["PAN: {v}\nAssessment year 2024-25",
+               "My PAN card number is {v}; the refund of 12,400 rupees is pending."],
+}
+# Kinds a generic "social security number" / "SSN" template can carry.
+_GENERIC_KINDS = ("gb_nino", "de_idnr", "pl_pesel", "it_codice_fiscale", "fr_nir", "es_dni",
+                  "es_nie", "nl_bsn")
+
+
+def stdnum_examples(module) -> list:
+    """The valid example numbers a python-stdnum module documents (`>>> validate('...')`
+    lines that return, not raise)."""
+    found = re.findall(r">>> (?:validate|compact|format)\('([^']+)'\)[^\n]*\n(?!Traceback)",
+                       module.__doc__ or "")
+    return list(dict.fromkeys(v for v in found if module.is_valid(v)))
+
+
+def _icao(body: str) -> str:
+    return str(sum(int(c, 36) * (7, 3, 1)[i % 3] for i, c in enumerate(body)) % 10)
+
+
+def _id_sources():
+    """kind -> [(source, draw(rng) -> value)]."""
+    from faker import Faker
+    from stdnum.de import idnr
+    from stdnum.es import dni, nie
+    from stdnum.fr import nir
+    from stdnum.gb import nhs
+    from stdnum.in_ import aadhaar, pan
+    from stdnum.it import codicefiscale
+    from stdnum.nl import bsn
+    from stdnum.pl import pesel
+    fakers = {loc: Faker(loc) for loc in ("en_GB", "pl_PL", "it_IT", "fr_FR", "es_ES", "nl_NL",
+                                          "en_IN")}
+
+    def faker(loc, method, layout=None):
+        def draw(rng):
+            fakers[loc].seed_instance(rng.getrandbits(32))
+            value = getattr(fakers[loc], method)()
+            return layout(value) if layout and rng.random() < 0.5 else value
+        return draw
+
+    def accepted(module, n, first="123456789", layout=None):
+        def draw(rng):
+            while True:
+                value = rng.choice(first) + "".join(str(rng.randrange(10)) for _ in range(n - 1))
+                if module.is_valid(value):
+                    return layout(value) if layout and rng.random() < 0.5 else value
+        return draw
+
+    def aadhaar_faker(rng):
+        while True:  # Faker's numbers mostly fail Verhoeff; keep the ones stdnum accepts
+            value = faker("en_IN", "aadhaar_id", aadhaar.format)(rng)
+            if aadhaar.is_valid(value):
+                return value
+
+    def de_document(rng):
+        body = rng.choice("LMNPRTVWXY") + "".join(rng.choice("CFGHJKLMNPRTVWXYZ0123456789")
+                                                  for _ in range(8))
+        return body + _icao(body)
+
+    def documented(module):
+        examples = stdnum_examples(module)
+        return lambda rng: rng.choice(examples)
+
+    return {
+        "gb_nino": [("faker", faker("en_GB", "ssn"))],
+        "de_idnr": [("stdnum", accepted(idnr, 11, layout=idnr.format)),
+                    ("stdnum_doc", documented(idnr))],
+        "de_document": [("ours", de_document)],
+        "pl_pesel": [("faker", faker("pl_PL", "pesel")), ("stdnum_doc", documented(pesel))],
+        "it_codice_fiscale": [("faker", faker("it_IT", "ssn")),
+                              ("stdnum_doc", lambda rng: "RCCMNL83S18D969H")],
+        "fr_nir": [("faker", faker("fr_FR", "ssn", nir.format)), ("stdnum_doc", documented(nir))],
+        "es_dni": [("faker", faker("es_ES", "nif")), ("stdnum_doc", documented(dni))],
+        "es_nie": [("faker", faker("es_ES", "nie")), ("stdnum_doc", documented(nie))],
+        "nl_bsn": [("faker", faker("nl_NL", "ssn", bsn.format)), ("stdnum_doc", documented(bsn))],
+        "gb_nhs": [("stdnum", accepted(nhs, 10, first="456789", layout=nhs.format)),
+                   ("stdnum_doc", documented(nhs))],
+        "in_aadhaar": [("faker", aadhaar_faker), ("stdnum_doc", documented(aadhaar))],
+        "in_pan": [("faker", faker("en_IN", "pan")), ("stdnum_doc", documented(pan))],
+    }
+
+
+def national_id_set(n: int, seed: int) -> list:
+    """n examples [(id, text, [Planted])]: one national id each, category
+    `national_id:<kind>:<source>` (source: faker, stdnum, stdnum_doc or ours)."""
+    rng = random.Random(seed)
+    sources = _id_sources()
+    with open(os.path.join(_raw_dir(), "templates.txt"), encoding="utf-8") as f:
+        generic = [ln.strip() for ln in f if "{{ssn}}" in ln]
+    kinds = sorted(sources)
+    out = []
+    for i in range(n):
+        kind = kinds[i % len(kinds)]
+        # The documented examples come first, then mostly the generated values.
+        source, draw = sources[kind][-1] if i < 2 * len(kinds) else \
+            sources[kind][0] if rng.random() < 0.85 else rng.choice(sources[kind])
+        value = draw(rng)
+        if kind in _GENERIC_KINDS and rng.random() < 0.15:
+            template = rng.choice(generic).replace("{{ssn}}", "{v}")
+        else:
+            template = rng.choice(_ID_TEMPLATES[kind])
+        out.append((f"nid-{i:04d}", template.format(v=value),
+                    [Planted(value, f"national_id:{kind}:{source}")]))
+    return out
+
+
+# python-stdnum modules of numbers that name no person (books, products, securities, companies,
+# VAT registrations, containers, payment references): their documented examples are ordinary
+# numbers that an anonymiser must leave alone.
+_ORDINARY_MODULES = (
+    "isbn", "issn", "ismn", "ean", "isin", "lei", "bic", "imo", "iso6346", "iso11649", "isrc",
+    "grid", "isan", "cusip", "figi", "casrn", "eu.ecnumber", "eu.banknote", "eu.vat", "vatin",
+    "gb.sedol", "gb.vat", "de.vat", "de.wkn", "de.handelsregisternummer", "de.leitweg",
+    "fr.siren", "fr.siret", "fr.tva", "it.iva", "it.aic", "es.cif", "nl.btw", "nl.brin",
+    "pl.regon", "in_.gstin", "au.abn", "au.acn", "be.vat", "ch.uid", "ch.vat", "dk.cvr",
+    "no.orgnr", "no.mva", "se.orgnr", "fi.ytunnus", "ee.registrikood", "at.uid",
+    "at.businessid", "us.ein", "us.rtn", "jp.cn", "kr.brn", "ru.ogrn", "cn.uscc", "mx.rfc")
+_ORDINARY_FRAMES = ("{name} {v}", "Please check {name} {v} before the order ships.",
+                    "The catalogue lists {name} {v} on page 12.", "{name}: {v}\nQuantity: 40",
+                    "Invoice 2231 refers to {v} ({name}).")
+
+
+def ordinary_codes_set(n: int, seed: int) -> list:
+    """n examples [(id, text, [])] holding one documented example number of a python-stdnum
+    format that names no person (ISBN, EAN, ISIN, LEI, VAT and company numbers, ...), in a
+    short frame of ours: every value an anonymiser replaces here is a false replacement."""
+    import importlib
+    rng = random.Random(seed)
+    pool = []
+    for name in _ORDINARY_MODULES:
+        module = importlib.import_module("stdnum." + name)
+        label = re.split(r"[ (,]", (module.__doc__ or name).strip())[0]
+        pool += [(label, v.strip()) for v in stdnum_examples(module)]
+    out = []
+    for i in range(n):
+        label, value = pool[i % len(pool)] if i < len(pool) else rng.choice(pool)
+        text = rng.choice(_ORDINARY_FRAMES).format(name=label, v=value)
+        out.append((f"code-{i:04d}", text, []))
+    return out

@@ -13,6 +13,8 @@ default operators), the usual non-generative peer. Prints JSON per task:
   clean_examples       share of examples whose output holds none of its planted values
   words_kept           share of the original's other words (not part of a planted value) kept
   placeholders         outputs holding a placeholder such as <PERSON> or [REDACTED]
+  leak_by_category     the same per category (leak_by_source: per category:kind:source where a
+                       set labels its values so, e.g. national_id:pl_pesel:faker)
   verdicts             output verdict mix, plus dead letters by reason
   diversity            distinct-1/2 and gzip compression ratio of the outputs vs the originals
                        (refinement should not collapse the data's variety)
@@ -163,6 +165,16 @@ def toxicity_set(n: int, seed: int) -> list:
     return out
 
 
+def _national_ids(n, seed):
+    from pii_sets import national_id_set  # noqa: E402  (a sibling module)
+    return national_id_set(n, seed)
+
+
+def _ordinary_codes(n, seed):
+    from pii_sets import ordinary_codes_set  # noqa: E402  (a sibling module)
+    return ordinary_codes_set(n, seed)
+
+
 def _presidio(split, clean=False):
     def build(n, seed):
         from pii_sets import presidio_set  # noqa: E402  (a sibling module)
@@ -177,6 +189,10 @@ SETS = {"pii": ("pii", pii_set), "pii_presidio_dev": ("pii", _presidio("dev")),
         "pii_presidio_heldout": ("pii", _presidio("heldout")),
         # no direct identifiers at all: words_kept there is the false-replacement rate
         "pii_presidio_clean": ("pii", _presidio("dev", clean=True)),
+        # national ids of ten countries (values from Faker's locales and python-stdnum), and
+        # numbers that name no person (stdnum's documented ISBNs, VAT numbers, ...): words_kept
+        # there is the false-replacement rate on ordinary codes
+        "pii_national_ids": ("pii", _national_ids), "pii_ordinary_codes": ("pii", _ordinary_codes),
         "secrets": ("secrets", secrets_set), "toxicity": ("toxicity", toxicity_set)}
 
 
@@ -232,6 +248,7 @@ def score(examples, outputs: dict, task: str) -> dict:
     examples."""
     planted_total = leaked = clean = kept = other = placeholders = 0
     by_category: dict = {}
+    by_source: dict = {}  # "national_id:pl_pesel:faker": the part of a category and its source
     name_words = name_words_left = 0
     rewritten = unexplained = 0
     unexplained_samples = []
@@ -247,6 +264,9 @@ def score(examples, outputs: dict, task: str) -> dict:
                    ).split(":")[0]
             total, left = by_category.get(cat, (0, 0))
             by_category[cat] = (total + 1, left + (v in leaks))
+            if ":" in getattr(v, "category", ""):
+                total, left = by_source.get(v.category, (0, 0))
+                by_source[v.category] = (total + 1, left + (v in leaks))
             for w in v.parts() if isinstance(v, Name) else []:
                 name_words += 1
                 name_words_left += bool(re.search(r"\b" + re.escape(w) + r"\b", out))
@@ -277,6 +297,7 @@ def score(examples, outputs: dict, task: str) -> dict:
         "placeholders": placeholders,
         "leak_by_category": {c: f"{left}/{total}" for c, (total, left)
                              in sorted(by_category.items())},
+        "leak_by_source": {c: f"{left}/{total}" for c, (total, left) in sorted(by_source.items())},
         "name_word_leak": round(name_words_left / name_words, 4) if name_words else None,
         "model_rewritten_share": round(rewritten / len(emitted), 4) if emitted else None,
         "accepted_rewrites_with_unexplained_edit": (

@@ -8,6 +8,7 @@ from gdr_beam.tasks.base import Span
 from gdr_beam.tasks.pii.addresses import street_word
 from gdr_beam.tasks.pii.gazetteers import city_names, english_words, first_names, last_names
 from gdr_beam.tasks.pii.names import NER, gazetteer_persons, merge_persons, org_word, outside
+from gdr_beam.tasks.pii.national_ids import ID_WORDS
 from gdr_beam.tasks.pii.structured import DETECTORS
 
 
@@ -31,7 +32,7 @@ def detect(text: str, names: bool = True) -> list[Span]:
         addresses = [s for s in spans if s.category == "street_address"]
         for span in merge_persons(text, candidates):
             if not _in_org_name(text, span) and not _town_line(text, span, addresses) \
-                    and not _street_or_word(text, span):
+                    and not _street_or_word(text, span) and not _id_word(span):
                 add(span)
     return sorted(spans, key=lambda s: s.start)
 
@@ -86,6 +87,12 @@ def _street_or_word(text: str, span: Span) -> bool:
     return len(words) == 1 and (words[0].lower() in english_words() or words[0] in city_names()
                                 or _ARTICLE_BEFORE.search(text, 0, span.start)) \
         and words[0] not in first_names() and words[0] not in last_names()
+
+
+def _id_word(span: Span) -> bool:
+    """Not a person: a candidate holding the name of a national id ("Aadhaar", "Sie Ihren
+    Personalausweis", "Codice"), which the NER model and the name lists take for a name."""
+    return any(w.strip(".,:;()") in ID_WORDS or w in ID_WORDS for w in span.value.split())
 
 
 def _town_line(text: str, span: Span, addresses: list) -> bool:

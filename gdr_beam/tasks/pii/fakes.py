@@ -9,6 +9,7 @@ import threading
 from typing import Callable
 
 from gdr_beam.tasks.pii.checks import luhn_ok
+from gdr_beam.tasks.pii.national_ids import fake_national_id
 
 
 @functools.lru_cache(maxsize=None)
@@ -107,6 +108,8 @@ def fake_value(category: str, value: str, rng: random.Random) -> str:
         compact = value[:2] + "00" + body.replace(" ", "")
         check = 98 - int("".join(str(int(c, 36)) for c in compact[4:] + compact[:4])) % 97
         return value[:2] + f"{check:02d}" + body
+    if category == "national_id":  # same kind (country), layout and a valid checksum
+        return fake_national_id(value, rng) or _same_shape_digits(value, rng)
     if category == "ssn":
         return f"{rng.randrange(100, 666):03d}-{rng.randrange(1, 100):02d}-" \
                f"{rng.randrange(1, 10000):04d}"

@@ -1,5 +1,5 @@
-"""Validated patterns for identifiers with a fixed shape: e-mails, IBANs, cards, SSNs, IPs,
-dates of birth, phones."""
+"""Validated patterns for identifiers with a fixed shape: e-mails, IBANs, national ids, cards,
+SSNs, IPs, dates of birth, phones."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ Finder = Callable[[str], list]  # text -> [(start, end)] of found values
 
 from gdr_beam.tasks.pii.addresses import address_spans
 from gdr_beam.tasks.pii.checks import digits, iban_ok, luhn_ok
+from gdr_beam.tasks.pii.national_ids import national_id_spans
 
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}")
@@ -80,6 +81,9 @@ DETECTORS: list[tuple[str, Finder]] = [
         r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"))),
     ("iban", _pattern(re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),
                       iban_ok)),
+    # Before cards and phones: a 15-digit French NIR can pass Luhn, an 11-digit PESEL looks
+    # like a phone number, and the national id's fake keeps its country and checksum.
+    ("national_id", national_id_spans),
     ("credit_card", _pattern(re.compile(r"\b\d(?:[ -]?\d){12,18}\b"), luhn_ok)),
     ("ssn", _pattern(re.compile(r"\b\d{3}-\d{2}-\d{4}\b"))),
     ("ip_address", _pattern(re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}"
