@@ -13,7 +13,10 @@ checksums, `source_code_hash`, image digests, UUIDs, public keys and documented 
 Reported per system (gdr-beam as the job runs it: `Task.direct`, the model pass skipped; the
 peer: detect-secrets alone, every value it reports replaced by a same-class fake):
   secrets_left_strict     planted values still present verbatim
-  secrets_left_12char     planted values of which some 12-character substring is still present
+  secrets_left_12char     planted values of which some 12-character substring is still present,
+                          not counting windows inside public structure (a URL's scheme and
+                          vendor host, its letter-only path words, a JWT header that decodes
+                          to JSON: `_public_parts`)
   lookalikes_changed      harmless snippets whose output differs from the input
   format_kept             replaced values whose replacement has the same length, vendor prefix
                           (letters of one case up to a separator, or AKIA/AIza/...; values
@@ -69,6 +72,10 @@ _PARSER.add_argument("--n_secrets", type=int, default=200)
 _PARSER.add_argument("--n_hate", type=int, default=50)
 _PARSER.add_argument("--n_offensive", type=int, default=150)
 _PARSER.add_argument("--n_clean", type=int, default=50)
+_PARSER.add_argument("--split", choices=("dev", "heldout"), default="dev",
+                     help="Which half of each source pool: the halves are disjoint (by a hash "
+                          "of the detector name / tweet row), so tuning on dev never sees "
+                          "held-out values.")
 _PARSER.add_argument("--seed", type=int, default=0)
 _PARSER.add_argument("--out", default=None)
 _PARSER.add_argument("--model_n", type=int, default=0,
@@ -81,6 +88,13 @@ _PARSER.add_argument("--max_new_tokens", type=int, default=256)
 def _git(repo: str, *args) -> str:
     return subprocess.run(["git", "--git-dir", repo, *args], check=True, capture_output=True,
                           text=True).stdout
+
+
+def in_split(key: str, split: str) -> bool:
+    """Whether a pool item (named by a stable key) belongs to `split`: a hash halves every
+    pool, so dev and held-out never share a value, a go.sum chunk or a tweet."""
+    import hashlib
+    return (hashlib.sha1(key.encode()).digest()[0] % 2 == 0) == (split == "dev")
 
 
 def _source(repo: str) -> str:
@@ -127,7 +141,7 @@ FRAMES = {  # OUR templates; {k} the detector keyword, {v} the value
 
 def secrets_set(args) -> tuple:
     rng = random.Random(args.seed)
-    values = trufflehog_values(args.trufflehog_repo)
+    values = [v for v in trufflehog_values(args.trufflehog_repo) if in_split(v[0], args.split)]
     rng.shuffle(values)
     positives = []
     for i, (detector, keyword, value) in enumerate(values[:args.n_secrets]):
@@ -139,7 +153,9 @@ def secrets_set(args) -> tuple:
     real, templates = [], []
     for repo in (args.gitleaks_repo, args.trufflehog_repo):
         lines = _git(repo, "show", "HEAD:go.sum").splitlines()
-        for j in range(0, min(len(lines), 60), 6):
+        for j in range(0, min(len(lines), 120), 6):
+            if not in_split(f"{repo}:go.sum:{j}", args.split):
+                continue
             real.append({"id": f"gosum-{os.path.basename(os.path.dirname(repo))}-{j}",
                          "frame": "go.sum", "text": "\n".join(lines[j:j + 6]) + "\n"})
     shas = _git(args.gitleaks_repo, "log", "--format=%H", "-n", "6").split()
@@ -175,6 +191,50 @@ def _prefix(value: str) -> str:
     m = re.match(r"^(?:AKIA|ASIA|AIza|EAA[A-Z]|ya29\.)|^(?:[a-z]{2,8}[a-z0-9]{0,3}[_\-.]|"
                  r"[A-Z]{2,8}[A-Z0-9]{0,3}[_\-.])(?:[a-z][a-z0-9]{1,7}[_\-.])*", value)
     return m.group() if m else ""
+
+
+def _public_parts(value: str) -> list:
+    """Spans of a value that are the same for every user of its vendor, so a fake keeps them
+    and a 12-character window inside one is no leak: a URL's scheme and registered host (not
+    user info, not a tenant's first label of a 3+ label host unless a lowercase word) and its path words (letters,
+    at most one trailing digit: "services", "IncomingWebhook", "webhookb2"); a JWT's header when it decodes to a JSON object."""
+    import base64
+    spans = []
+    url = re.match(r"[a-z][a-z0-9+.-]*://(?:[^/?#@]*@)?([^/?#]*)", value)
+    if url:
+        spans.append((0, value.index("://") + 3))
+        host, start = url.group(1), url.start(1)
+        labels = host.split(".")
+        # a 3+ label host's first label is a tenant's ("efT.tines.com") unless it is a
+        # lowercase word ("hooks.slack.com")
+        tenant = len(labels) >= 3 and not (labels[0].isalpha() and labels[0].islower())
+        skip = len(labels[0]) if tenant else 0
+        spans.append((start + skip - (value[start - 1] == "@" and not skip), url.end(1)))
+        for m in re.finditer(r"[^/?#&=]+", value[url.end():]):
+            if re.fullmatch(r"[A-Za-z]{1,15}[0-9]?", m.group()):
+                spans.append((url.end() + m.start() - 1, url.end() + m.end() + 1))
+    jwt = re.match(r"(eyJ[A-Za-z0-9_-]+)\.", value)
+    if jwt:
+        try:
+            seg = jwt.group(1)
+            if isinstance(json.loads(base64.urlsafe_b64decode(seg + "=" * (-len(seg) % 4))), dict):
+                spans.append((0, jwt.end()))
+        except ValueError:
+            pass
+    merged = []  # touching spans are one ("tines.com" + "/webhook/")
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _left_12(value: str, text: str) -> bool:
+    """Whether a 12-character window of the value's secret part is still in the text."""
+    public = _public_parts(value)
+    return any(value[i:i + 12] in text for i in range(max(1, len(value) - 11))
+               if not any(a <= i and i + 12 <= b for a, b in public))
 
 
 def _classes(value: str) -> set:
@@ -249,15 +309,17 @@ def run_secrets(args) -> dict:
         fmt = {"length": 0, "prefix": 0, "alphabet": 0, "checksum": 0, "all": 0}
         n_replaced = n_checksum = 0
         parsed = still = lines_total = lines_same = rewritten = 0
-        per_frame = {}
+        per_frame, left_ids, format_misses = {}, [], []
         for ex, (text, changes, by_model) in zip(positives, outs):
             rewritten += by_model
             for value in ex["values"]:
                 n_values += 1
                 strict = value in text
-                sub = any(value[i:i + 12] in text for i in range(max(1, len(value) - 11)))
+                sub = _left_12(value, text)
                 left += strict
                 left12 += sub
+                if sub:
+                    left_ids.append(ex["id"] + ("" if strict else " (12-char part)"))
                 per_frame.setdefault(ex["frame"], [0, 0])
                 per_frame[ex["frame"]][0] += 1
                 per_frame[ex["frame"]][1] += strict
@@ -269,6 +331,9 @@ def run_secrets(args) -> dict:
                         fmt[k] += v
                     n_checksum += "checksum" in ok
                     fmt["all"] += all(ok.values())
+                    if not all(ok.values()):
+                        format_misses.append(f"{ex['id']}: " + ",".join(
+                            k for k, v in ok.items() if not v))
             p0 = _parses(ex["text"], ex["frame"])
             if p0:
                 parsed += 1
@@ -289,10 +354,12 @@ def run_secrets(args) -> dict:
             "secrets_left_strict": round(left / n_values, 4),
             "secrets_left_12char": round(left12 / n_values, 4),
             "secrets_left_by_frame": {f: round(b / a, 4) for f, (a, b) in per_frame.items()},
+            "secrets_left_ids": left_ids,
             "lookalikes": look,
             "format_kept": {k: round(v / max(n_checksum if k == "checksum" else n_replaced, 1), 4)
                             for k, v in fmt.items()} | {"n_replaced": n_replaced,
-                                                        "n_checksum": n_checksum},
+                                                        "n_checksum": n_checksum,
+                                                        "misses": format_misses},
             "parse_kept": f"{still}/{parsed}",
             "lines_unchanged": round(lines_same / max(lines_total, 1), 4),
             "model_rewritten": round(rewritten / len(positives), 4),
@@ -317,7 +384,7 @@ def _gdr(task, ex) -> tuple:
 
 def toxicity_set(args) -> list:
     raw = _git(args.davidson_repo, "show", "HEAD:data/labeled_data.csv")
-    rows = list(csv.DictReader(io.StringIO(raw)))
+    rows = [r for r in csv.DictReader(io.StringIO(raw)) if in_split("row" + r[""], args.split)]
     rng = random.Random(args.seed)
     rng.shuffle(rows)
     hate = [r for r in rows if r["class"] == "0"][:args.n_hate]
@@ -430,7 +497,8 @@ def model_share(task_name: str, examples: list, args) -> dict:
 
 def main():
     args = _PARSER.parse_args()
-    out = {"machine": "shared 2-core CPU (other agents running)", "seed": args.seed}
+    out = {"machine": "shared 2-core CPU (other agents running)", "split": args.split,
+           "seed": args.seed}
     tasks = args.tasks.split(",")
     if "secrets" in tasks:
         out["secrets"] = run_secrets(args)

@@ -20,6 +20,7 @@ import re
 import string
 import zlib
 
+from gdr_beam.tasks import secret_rules
 from gdr_beam.tasks.secret_rules import shannon_entropy
 
 # Prefixes that name a key type without a separator.
@@ -46,6 +47,9 @@ def prefix(value: str, vendor: bool) -> str:
     m = _KNOWN_PREFIX.match(value)
     if m:
         return m.group()
+    head = secret_rules.load().head(value)  # a head some gitleaks rule spells ("NRAK-")
+    if head:
+        return head
     if len(value) < 20:
         return ""
     pattern = _WORD_PREFIX if vendor else _LOWER_PREFIX
@@ -63,7 +67,9 @@ def redraw(body: str, rng: random.Random) -> str:
     class (hex, base32 or plain letters/digits). Escapes and punctuation stay."""
     chars = set(_ESCAPE.sub("", body))
     letters = {c for c in chars if c.isalnum()}
-    if len(body) >= 8 and letters <= _HEX_LOWER:
+    if not any(c.isalpha() for c in letters):
+        pools = {}  # digits only (a PIN, a numeric key): digits stay digits
+    elif len(body) >= 8 and letters <= _HEX_LOWER:
         pools = {"lower": "0123456789abcdef", "digit": "0123456789abcdef"}
     elif len(body) >= 8 and letters <= _HEX_UPPER:
         pools = {"upper": "0123456789ABCDEF", "digit": "0123456789ABCDEF"}
@@ -142,15 +148,36 @@ def armour_body(body: str, rng: random.Random) -> str:
     return "".join(out)
 
 
+def _key_like(piece: str, shortest: int = 6) -> bool:
+    """A URL piece that is a key rather than a word: two digits or more ("T01234ABC", not
+    "webhookb2", "v2"), or a long letter run that is no run of words ("IncomingWebhook")."""
+    if len(piece) < shortest:
+        return False
+    if sum(c.isdigit() for c in piece) >= 2:
+        return True
+    return len(piece) >= 16 and shannon_entropy(piece) > 3.3 and not re.fullmatch(
+        r"(?:[A-Z]?[a-z]{2,}[-_]?)+", piece)
+
+
 def url(value: str, rng: random.Random) -> str:
-    """Scheme, host and word-like path segments stay; key-like segments are redrawn."""
-    m = re.match(r"^[a-z][a-z0-9+.-]*://[^/?#]+", value)
-    head = m.group() if m else ""
-    rest = re.split(r"([/?#&=])", value[len(head):])
-    return head + "".join(
-        redraw(piece, rng) if len(piece) >= 6 and (any(c.isdigit() for c in piece)
-                                                   or shannon_entropy(piece) > 3.3) else piece
-        for piece in rest)
+    """Scheme, the registered domain and word-like path segments stay; the password of the
+    user info, a key-like user name or tenant label (`uQu9muaokn.webhook.office.com`) and
+    key-like segments are redrawn."""
+    m = re.match(r"^([a-z][a-z0-9+.-]*://)(?:([^/?#@]*)@)?([^/?#]*)", value)
+    if not m:
+        return redraw(value, rng)
+    scheme, userinfo, host = m.group(1), m.group(2), m.group(3)
+    if userinfo is not None:
+        user, sep, password = userinfo.partition(":")
+        user = redraw(user, rng) if _key_like(user, 8) else user
+        userinfo = user + sep + redraw(password, rng) + "@"
+    labels = host.split(".")
+    if len(labels) >= 3 and (_key_like(labels[0]) or (
+            len(labels[0]) >= 3 and not labels[0].islower() and not labels[0].isupper())):
+        labels[0] = redraw(labels[0], rng)  # a tenant's own label, not the vendor's domain
+    rest = re.split(r"([/?#&=])", value[m.end():])
+    return scheme + (userinfo or "") + ".".join(labels) + "".join(
+        redraw(piece, rng) if _key_like(piece) else piece for piece in rest)
 
 
 def fake(value: str, category: str, rng: random.Random, vendor: bool = False) -> str:

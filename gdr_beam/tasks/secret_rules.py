@@ -138,6 +138,24 @@ def _allowlist(raw: dict) -> Allowlist:
 class RuleSet:
     rules: tuple
     allowlists: tuple  # global
+    # Vendor heads the rules' secrets begin with ("NRAK-", "sntrys_", "glpat-"), longest
+    # first: a fake keeps them (public structure), even where a generic rule found the value.
+    heads: tuple = ()
+
+    def rule(self, rule_id: str) -> Optional[Rule]:
+        return next((r for r in self.rules if r.id == rule_id), None)
+
+    def allowed(self, rule: Rule, secret: str, match: str, line: str) -> bool:
+        """Whether the global or the rule's own allowlists let `secret` through."""
+        return any(a.allows(secret, match, line) for a in self.allowlists + rule.allowlists)
+
+    def head(self, value: str) -> str:
+        """The longest vendor head `value` starts with, as the value spells it ('' if none)."""
+        lowered = value.lower()
+        for head in self.heads:
+            if lowered.startswith(head.lower()) and len(value) - len(head) >= 8:
+                return value[:len(head)]
+        return ""
 
     def scan(self, text: str) -> list[Finding]:
         lowered = text.lower()
@@ -157,11 +175,39 @@ class RuleSet:
                 line_start = text.rfind("\n", 0, start) + 1
                 line_end = text.find("\n", end)
                 line = text[line_start:line_end if line_end >= 0 else len(text)]
-                if any(a.allows(secret, m.group(), line)
-                       for a in self.allowlists + rule.allowlists):
+                if self.allowed(rule, secret, m.group(), line):
                     continue
                 out.append(Finding(start, end, rule.id, secret, m.start(), m.end()))
         return out
+
+
+# Leading literals of the rules' secrets that are no vendor head (a URL scheme, a command).
+_NOT_A_HEAD = {"https", "http", "curl", "kind", "pat", "api-", "-----begin"}
+
+
+def _literal_heads(pattern: str) -> list[str]:
+    """Literal texts a secret of this regex starts with: the pattern's own start and the start
+    of each capturing group (`(NRII-[a-z0-9-]{32})` -> "NRII-"), escapes resolved; only heads
+    that end in a separator, or are letters and digits (not all lowercase) of 4+ characters."""
+    out = []
+    starts = [0] + [m.end() for m in re.finditer(r"(?<!\\)\((?!\?)", pattern)]
+    for start in starts:
+        q = re.sub(r"^(?:\(\?[a-z]+\)|\\b|\(\?:|\()*", "", pattern[start:])
+        m = re.match(r"(?:[A-Za-z0-9_-]|\\[.-])+", q)
+        if not m:
+            continue
+        lit = m.group().replace("\\", "")
+        nxt = q[m.end():m.end() + 1]
+        if nxt in "?*{" and nxt:  # the last character is optional or repeated
+            lit = lit[:-1]
+        if lit.lower() in _NOT_A_HEAD or not re.search("[A-Za-z]", lit):
+            continue
+        if len(set(lit)) < 3:
+            continue  # "AAAAAAAAAA": padding, not a head
+        if (len(lit) >= 3 and lit[-1] in "_-.") or (
+                len(lit) >= 4 and lit.isalnum() and not lit.islower()):
+            out.append(lit)  # "AIza", "LTAI"; not a lowercase word ("live", "test")
+    return out
 
 
 @functools.lru_cache(maxsize=None)
@@ -171,10 +217,11 @@ def load(path: Optional[str] = None) -> RuleSet:
     converter cannot read fails loudly in the tests rather than silently losing rules."""
     with open(path or RULES_PATH, "rb") as f:
         config = tomllib.load(f)
-    rules = []
+    rules, heads = [], set()
     for raw in config.get("rules", ()):
         if "regex" not in raw:
             continue
+        heads.update(_literal_heads(raw["regex"]))
         rules.append(Rule(
             id=raw["id"], regex=re.compile(re2_to_python(raw["regex"])),
             keywords=tuple(k.lower() for k in raw.get("keywords", ())),
@@ -183,4 +230,5 @@ def load(path: Optional[str] = None) -> RuleSet:
     glob = config.get("allowlist")
     allowlists = (_allowlist(glob),) if glob else ()
     allowlists += tuple(_allowlist(a) for a in config.get("allowlists", ()))
-    return RuleSet(tuple(rules), allowlists)
+    return RuleSet(tuple(rules), allowlists,
+                   tuple(sorted(heads, key=lambda h: (-len(h), h))))

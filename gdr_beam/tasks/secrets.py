@@ -26,6 +26,7 @@ Beyond the shared checks, a rewrite of code that parsed (Python, JSON) must stil
 from __future__ import annotations
 
 import ast
+import base64
 import functools
 import json
 import random
@@ -64,6 +65,14 @@ _REGEXES = [
     ("password", re.compile(r"(?i)(?:passw(?:or)?d|pwd|secret|api[_-]?key|apikey|token|"
                             r"access[_-]?key|auth)[\w-]*[\"']?\s*[:=]\s*[\"']([^\"'\s]{6,})[\"']")),
 ]
+# A value assigned to a key named for a secret, in any syntax (YAML `api_key: v`, JS
+# `fooKey: 'v'`, `KEY=v`), whose characters gitleaks' generic rule does not take (`+`, `$`,
+# `!`...): the key words are that rule's, and so are the tests a value must pass (entropy
+# above its limit, its allowlists and stopwords; `_generic_ok`).
+_ASSIGNED = re.compile(
+    r"(?i)[\w.-]{0,50}?(?:access|auth|api|credential|creds|key|passw(?:or)?d|pwd|secret|token)"
+    r"[\w.-]{0,20}[\"']?[ \t]*(?::{1,3}=|=>|\?=|=|:)[ \t]*"
+    r"(?:([\"'`])([^\s\"'`]{10,150})\1|([^\s\"'`,;#]{10,150})(?=[\s,;]|$))")
 _QUOTED = re.compile(r"[\"']([A-Za-z0-9+/=_.-]{20,})[\"']")
 # detect-secrets' results that are whole values, with the entropy they must pass (its
 # high-entropy plugins fire on every identifier of a single line otherwise).
@@ -105,7 +114,16 @@ _KEY_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?)-----((?:
 _ARMOUR_HEADER = re.compile(r"(?:[A-Za-z-]+: [^\n\\]*(?:\\n|\r?\n))+(?:\\n|\r?\n)?")
 
 
+_URL_HEAD = re.compile(r"^[a-z][a-z0-9+.-]*://(?:[^/?#@\s]*@)?([^/?#\s]*)")
+_DOC_HOST = re.compile(r"(?i)(?:^|\.)(?:example|localhost|invalid|test)(?:\.|$)")
+
+
 def placeholder(value: str) -> bool:
+    url = _URL_HEAD.match(value)
+    if url:  # a URL is the docs' when its host is (example.com, localhost); "EXAMPLE" inside
+        # a webhook's path is no marker: the URL is live wherever its host is real
+        return bool(_DOC_HOST.search(url.group(1))) or bool(
+            re.search(r"(?i)xxxx|\*{3}|<[^>]*>|\{\{|\$\{", value))
     return bool(_PLACEHOLDER.search(value)) or value.lower() in _PLACEHOLDER_WORDS
 
 
@@ -125,8 +143,10 @@ def harmless(text: str, start: int, end: int, generic: bool) -> bool:
     if _JWK_PUBLIC.search(before):
         return True
     for m in _JWT.finditer(text, max(0, line_start)):
-        if m.start() <= start and end <= m.end(1):
-            return True  # a JWT's header or claims: only its signature is secret
+        head, claims = m.group(1).split(".")[:2]
+        public = m.start() + len(head) + 1 + (len(claims) + 1 if _decodes(claims) else 0)
+        if m.start() <= start and end <= public and _decodes(head):
+            return True  # a JWT's header and claims: only its signature is secret
     for pattern in (_PUBLIC_BLOCK, _SSH_PUBLIC):
         for m in pattern.finditer(text):
             if m.start() <= start and end <= m.end():
@@ -146,6 +166,15 @@ def _scanner():
     return scan_line, default_settings
 
 
+def _decodes(segment: str) -> bool:
+    """Whether a JWT segment is base64url of a JSON object (a real header or claims)."""
+    try:
+        return isinstance(json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))),
+                          dict)
+    except ValueError:
+        return False
+
+
 def _narrow(text: str, start: int, end: int) -> tuple[int, int, str]:
     """What of a finding must change: a private-key block's body (armour and PGP/PEM headers
     stay), a JWT's signature (header and claims stay, so the token still decodes)."""
@@ -158,8 +187,29 @@ def _narrow(text: str, start: int, end: int) -> tuple[int, int, str]:
         return body_start, block.end(2), "private_key"
     jwt = _JWT.fullmatch(text, start, end) or _JWT.search(text, start, end)
     if jwt and jwt.start() == start:
-        return jwt.start(2), jwt.end(2), "jwt_signature"
+        head, claims = jwt.group(1).split(".")[:2]
+        if _decodes(head) and _decodes(claims):
+            return jwt.start(2), jwt.end(2), "jwt_signature"
+        if _decodes(head):  # claims that do not decode are no public structure
+            return jwt.start(1) + len(head) + 1, jwt.end(2), "jwt_signature"
     return start, end, ""
+
+
+def _generic_ok(value: str, match: str, text: str, start: int) -> bool:
+    """gitleaks' generic-api-key tests on a value our wider assignment pattern found: its
+    entropy limit and allowlists; plus no URL (a connection string's password and webhooks
+    have their own rules), no file path, no ARN."""
+    rule = secret_rules.load().rule("generic-api-key")
+    if rule is None or "://" in value or re.match(r"[./~]|[A-Za-z]:\\|(?:arn|urn):", value):
+        return False  # a URL, a path, an ARN/URN (a resource's public name)
+    if re.search(r"\.(?:json|ya?ml|toml|txt|pem|key|crt|py|js|sh|env|cfg|ini|conf)$", value):
+        return False  # a file name
+    if secret_rules.shannon_entropy(value) <= rule.entropy:
+        return False
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", start)
+    line = text[line_start:line_end if line_end >= 0 else len(text)]
+    return not secret_rules.load().allowed(rule, value, match, line)
 
 
 def detect(text: str) -> list[Span]:
@@ -186,6 +236,10 @@ def detect(text: str) -> list[Span]:
         for m in pattern.finditer(text):
             group = 1 if pattern.groups else 0
             add(m.start(group), m.end(group), category, category == "password")
+    for m in _ASSIGNED.finditer(text):
+        group = 2 if m.group(2) else 3
+        if _generic_ok(m.group(group), m.group(), text, m.start(group)):
+            add(m.start(group), m.end(group), "secret_assignment", True)
     scan_line, default_settings = _scanner()
     offset = 0
     with default_settings():
@@ -210,7 +264,7 @@ def vendor(category: str) -> bool:
     one), whose word prefix (`pscale_tkn_`) is public structure."""
     return category not in _GENERIC_RULES and category not in {
         "connection_string", "token", "password", "secret", "private_key", "jwt_signature",
-        "secret_variable"}
+        "secret_variable", "secret_assignment"}
 
 
 def fake_secret(value: str, rng: random.Random, category: str = "secret") -> str:
