@@ -42,7 +42,10 @@ rewrite fails) and a word-list filter peer (every better-profanity word deleted)
                           model asked (secrets: its use_model switch forced on): how often the
                           model's own rewrite passes, and what that costs in examples/s
 
-    python benchmarks/secrets_toxicity_quality.py --seed=2 --model_n=12 \
+Dev and held-out (`--split`) are disjoint halves of every pool (a hash of the detector name,
+go.sum chunk or tweet row); `--seed` draws the sample inside a half. Tune on dev only.
+
+    python benchmarks/secrets_toxicity_quality.py --split=heldout --seed=3 \
         --out=benchmarks/results/secrets_toxicity_quality_cpu_heldout.json
 """
 

@@ -70,6 +70,23 @@ def test_lookalikes_left_alone():
         assert detect(text) == [], text
 
 
+def test_generic_assignments_heads_and_urls():
+    # values gitleaks' generic rule cannot take ($, +, unquoted YAML), under its entropy limit
+    for text, value in (("  easyinsightKey: 'poiuy76=a_$90ertgh0K',", "poiuy76=a_$90ertgh0K"),
+                        ("svc:\n  api_key: Zx9+kQ2mN7pL4vR8tW1yB6c\n", "Zx9+kQ2mN7pL4vR8tW1yB6c")):
+        assert [s.value for s in detect(text)] == [value], text
+    assert detect("kms_key_arn: arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd") == []
+    rng = random.Random(0)
+    # a vendor head read from the rules' regexes; digits stay digits
+    assert secret_fakes.fake("NRAK-" + "a1b2c3d4e5" * 3, "generic-api-key", rng)[:5] == "NRAK-"
+    assert secret_fakes.fake("9734741337193905126710251", "secret", rng).isdigit()
+    # a URL's user-info password and a tenant's host label change, the vendor host stays
+    new = secret_fakes.url("https://uQu9muaokn.webhook.office.com/webhookb2/a8IoQDUDl2x9", rng)
+    assert new.startswith("https://") and ".webhook.office.com/webhookb2/" in new
+    assert "uQu9muaokn" not in new and "a8IoQDUDl2x9" not in new
+    assert secret_fakes.url("https://user.name:1234@db.host", rng).split("@")[0][-4:] != "1234"
+
+
 def test_github_token_checksum_and_jwt_still_decodes():
     rng = random.Random(0)
     token = secret_fakes.github_token("ghp_", 36, rng)

@@ -12,6 +12,10 @@ CLEAN = [
     "The new release is garbage collected, so memory stays flat.",
     "I hoe to see you guys soon!",
     "Next time you leave magic trash in my jacket, sign it.",
+    # mild words in a clean text, things called trash, negations, numbers, names
+    "Damn, what the hell, shut up! The Lakers are a purple and yellow garbage can.",
+    "You're not stupid, and if they trash the place we pay. 15 slopes, 4 honky tonks.",
+    "Dick Whitman and the Negro Leagues, Uncle Tom's Cabin.",
 ]
 
 
@@ -25,7 +29,10 @@ def test_clean_texts_pass_through_byte_identical():
 def test_context_decides_targeted_words():
     assert [s.value for s in detect("you are trash and everyone knows it")] == ["trash"]
     assert detect("the trash is full") == []
-    assert [s.category for s in detect("those dirty japs again")] == ["insult"]
+    assert [s.category for s in detect("those dirty coons again")] == ["insult"]
+    assert [s.value for s in detect("can't keep up with me &#128540; loser !")] == ["loser"]
+    assert [s.value for s in detect("@Chink_19 you ok?")] == []  # a handle is a name
+    assert [s.value for s in detect("niggas/bitches")] == ["niggas", "bitches"]  # no URL
     assert {s.value.lower() for s in detect("F*CK this, you st00pid b1tch, fuuuck")} >= \
         {"f*ck", "b1tch", "fuuuck"}
     assert [s.category for s in detect("I'm gonna kill you when I see you")] == ["threat"]
@@ -44,6 +51,12 @@ def test_fallback_rephrases_and_repairs_grammar():
         "get your ass over here, the food is ready": "get yourself over here, the food is ready",
         # a capital comes back only where a dropped word began the sentence
         "Fuck, the build broke... so it goes. the end": "The build broke... so it goes. the end",
+        # mild words go too once the text is toxic; phrase slurs; idioms; threats
+        "those god damn chinks ruined it, wtf": "those people ruined it, what",
+        "Shut up bitch, Uncle Tom Hypocrite!": "Be quiet, Hypocrite!",
+        "karma's a bitch and so is he, I told you": "karma's harsh and so is he, I told you",
+        "\"Let's kill cracker babies!\" WTF did I just hear": "\"I'm very angry with you!\" WHAT did I just hear",
+        "Caleb's a dick and you stupid white bitch lied": "Caleb's unkind and you white person lied",
     }
     for text, want in cases.items():
         out = task.fallback("t", text, 0)

@@ -36,10 +36,11 @@ PROFANITY = re.compile(
 PERSON_SLUR = re.compile(
     rf"b{_I}a?tch(?:es|ez|s|in|ing|y|ass|made)?|biatch|bish|puss(?:y|ies|ys|i)|whores?|"
     rf"sluts?|skanks?|hoes?|hoez|thots?|hoochie|nigg(?:a|er|ah|az|as|ers|uh|ahs|rs|a's)|"
-    rf"nigs?|nicc?as?|niccaz|niqq?as?|nigguh|hos|honk(?:e)?ys?|rednecks?|hayseeds?|"
+    rf"nigs?|nicc?as?|niccaz|niqq?as?|nigguh|hos|"
     rf"niglets?|f+a+g+(?:s|got|gots|git|gits|gy|ot)?|dykes?|trann(?:y|ies)|kikes?|spi(?:c|ck)s?|"
     rf"wetbacks?|chinks?|pakis?|beaners?|ragheads?|towelheads?|re?tards?|retarded|"
-    rf"idiots?|morons?|imbeciles?|dumbass(?:es)?|jackass(?:es)?|motherf\w*ers?|dipshits?")
+    rf"idiots?|morons?|imbeciles?|dumbass(?:es)?|jackass(?:es)?|motherf\w*ers?|dipshits?|"
+    rf"homos?|dickheads?|japs|japped|gooks?|wops")
 # Of the person words, those that insult anyone rather than a group (category "insult").
 INSULT_NOUN = re.compile(r"idiots?|morons?|imbeciles?|dumbass(?:es)?|jackass(?:es)?|dipshits?|"
                          r"re?tards?|retarded|motherf\w*ers?")
@@ -48,16 +49,37 @@ TARGETED = {
     "slope", "slopes", "coon", "coons", "wop", "wops", "gook", "gooks", "jap", "japs", "dink",
     "dinks", "queer", "queers", "negro", "negroes", "honky", "honkies", "whitey", "gringo",
     "gringos", "injun", "injuns", "redneck", "rednecks", "hillbilly", "hillbillies", "cracker",
-    "crackers", "ape", "apes", "monkey", "monkeys", "pig", "pigs", "dick", "dicks", "thug",
+    "crackers", "dike", "dikes", "honkey", "honkeys", "honkys", "hayseed", "hayseeds", "ape", "apes", "monkey", "monkeys", "pig", "pigs", "dick", "dicks", "thug",
     "thugs", "ghetto",
     # insults that are ordinary words about things
     "trash", "garbage", "trashy", "ugly", "stupid", "dumb", "loser", "losers", "pathetic",
     "worthless", "useless", "scum", "clown", "clowns", "jerk", "jerks", "weirdo", "fat",
-    "disgusting", "lame", "colored", "ho", "cripple", "cripples", "hick", "hicks"}
+    "disgusting", "lame", "colored", "ho", "cripple", "cripples", "hick", "hicks", "ugliest",
+    "uglier", "dumbest", "stupidest", "weirdos", "coward", "cowards", "punk", "punks"}
 # People words: a targeted word right before one is aimed at people ("colored folks").
 PERSON_WORDS = {"folk", "folks", "people", "person", "man", "men", "woman", "women", "girl",
                 "girls", "boy", "boys", "guy", "guys", "dude", "dudes", "kid", "kids", "chick",
-                "chicks", "ref", "teacher", "cop", "cops"}
+                "chicks", "ref", "teacher", "cop", "cops", "baby", "babies", "children", "lady",
+                "ladies", "ppl", "fans", "niggas", "family", "families"}
+# Nouns that make a compound with a thing-insult: "garbage can", "trash man" (a job).
+COMPOUND_NOUNS = {"can", "cans", "bag", "bags", "bin", "bins", "truck", "trucks", "day", "man",
+                  "men", "collector", "collectors", "disposal", "pickup", "collection", "heap",
+                  "time", "talk", "panda", "pandas", "compactor"}
+# Person insults that insult alone when said to someone: a vocative between commas or a
+# one-word exclamation ("Weirdo.", "loser !", "negro, you ...").
+VOCATIVE_INSULTS = {"loser", "losers", "weirdo", "weirdos", "clown", "clowns", "jerk", "jerks",
+                    "negro", "coon", "cracker", "crackers", "redneck", "hillbilly", "hick",
+                    "pig", "scum", "coward", "thug", "dick", "queer", "gook", "jap", "wop", "ho",
+                    "hoe"}
+# Racial slurs spelled as phrases; a capitalised word after "Negro" is a name ("Negro Leagues").
+PHRASE_SLUR = re.compile(r"(?i)\buncle\s+toms?\b(?!'s\s+cabin)|\bcotton[\s-]+pickers?\b|"
+                         r"\bnappy[\s-]+head(?:ed)?\b|\bporch\s+monkeys?\b|"
+                         r"\bjungle\s+bunn(?:y|ies)\b")
+# Mild words (interjections, "shut up") left alone in a clean text, but rephrased in a text
+# that is toxic anyway, where they carry its tone ("those god damn [slur]", "wtf [slur]!").
+MILD = re.compile(r"(?i)\b(?:god\s*damn(?:ed|it)?|damn(?:ed|it)?|dammit|goddammit|wtf|"
+                  r"shut\s+(?:the\s+hell\s+)?up|(?:what|who|where|how|why)\s+the\s+(?:hell|heck)|"
+                  r"the\s+hell|as\s+hell|(?:rot|burn|go)\s+(?:to|in)\s+hell|hell\s+(?:no|yeah|yes))\b")
 ADJECTIVE_INSULTS = {"trashy", "ugly", "stupid", "dumb", "pathetic", "worthless", "useless",
                      "fat", "disgusting", "lame", "retarded", "ghetto"}
 # A word before a targeted one that aims it at a person.
@@ -84,11 +106,17 @@ THREAT = re.compile(
     r" are gonna|'re going to|'re gonna| gonna| wanna| want to)\s+(?:\w+\s+)?"
     r"(?:kill|hurt|beat|murder|shoot|stab|rape|strangle|choke|destroy|end|find|break|slap|"
     r"punch|smack)\s+(?:you|u|ya|your\s+\w+|him|her|them|that\s+\w+)|"
-    r"kill\s+(?:yo|ur|your)self|kys|go\s+die|(?:hope|wish)\s+(?:you|u|he|she|they)\s+"
+    r"kill\s+(?:yo|ur|your)self|kys|go\s+die|die\s+slow(?:ly)?|"
+    r"let'?s\s+(?:go\s+)?(?:kill|shoot|hang|lynch)\s+(?:all\s+)?(?:the\s+|those\s+|these\s+)?"
+    r"(?:\w+\s+(?:babies|people|kids|children|folks|men|women)|\w+)|"
+    r"(?:hope|wish)\s+(?:you|u|he|she|they)\s+"
     r"(?:die|dies|get\s+(?:shot|killed|raped))|(?:should|needs? to|ought to)\s+be\s+"
     r"(?:shot|killed|hanged|hung|lynched|gassed|raped)|(?:hang|lynch|gas|shoot)\s+(?:all\s+)?"
-    r"(?:them|those|these|every)\b(?:\s+\w+)?)\b")
+    r"(?:them|those|these|every|that)\b(?:\s+\w+)?)\b")
+# Crude orders: the whole phrase goes ("suck my dick" -> "get lost").
+CRUDE = re.compile(r"(?i)\bsuck\s+(?:my|mah|ma|his|your|ur|yo|a)\s+(?:dick|cock|balls|nuts|d)\b")
 _TOKEN = re.compile(r"[A-Za-z0-9@$!*'’]+(?:-[A-Za-z]+)*")
+_HANDLE_OR_ENTITY = re.compile(r"@\w+|&#?\w+;")
 
 
 _IS_CONTRACTIONS = {"he", "she", "it", "that", "what", "who", "there", "here", "where", "how"}
@@ -98,7 +126,8 @@ def normalize(token: str) -> str:
     t = token.lower().replace("’", "'").strip("'!*")
     if t.endswith("'s") and len(t) > 3 and t[:-2] not in _IS_CONTRACTIONS:
         t = t[:-2]  # a possessive: "bitch's" is "bitch"
-    t = t.translate(_LEET)
+    if re.search(r"[a-z]", t):
+        t = t.translate(_LEET)  # "b1tch"; not a number ("15" is no "is")
     return re.sub(r"([a-z])\1{2,}", r"\1", t)  # fuuuck -> fuck, shiiit -> shit
 
 
@@ -131,13 +160,29 @@ def strong(norm: str) -> str:
     return ""
 
 
+_PERSON_PROFANITY = re.compile(r".*(?:holes?|heads?|bags?|faces?|wits?|wads?|ers|er)|cunts?|twats?|"
+                               r"bastards?|pricks?|douches?|scums?")
+
+
+def person_noun(norm: str) -> bool:
+    """A slur, an insult noun or a profanity that names a person ("asshole", "bastard")."""
+    kind = strong(norm)
+    return kind == "person" or (kind == "profanity" and bool(_PERSON_PROFANITY.fullmatch(norm)))
+
+
 def tokens(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, normalised) of each word-like token; '@user' handles and URLs skipped."""
+    """(start, end, normalised) of each word-like token; '@user' handles and URL paths
+    skipped."""
     out = []
+    skip = [h.span() for h in _HANDLE_OR_ENTITY.finditer(text)]
     for m in _TOKEN.finditer(text):
         raw = m.group()
-        if raw.startswith("@") or (m.start() > 0 and text[m.start() - 1] in "@/"):
-            continue
+        if raw.startswith("@") or any(a <= m.start() < b for a, b in skip):
+            continue  # a handle ("@_BitchBUH" is a name), an entity ("&#128514;")
+        chunk_start = max(text.rfind(" ", 0, m.start()), text.rfind("\n", 0, m.start())) + 1
+        if m.start() > 0 and text[m.start() - 1] == "/" and re.search(
+                r"://|www\.|\.(?:com|co|org|net|ly)/", text[chunk_start:m.start()]):
+            continue  # a URL's path; "niggas/bitches" is two words
         start = m.start() + (len(raw) - len(raw.lstrip("'!")))
         end = m.end() - (len(raw) - len(raw.rstrip("'!")))
         if end > start:
@@ -145,15 +190,51 @@ def tokens(text: str) -> list[tuple[int, int, str]]:
     return out
 
 
-def aimed(toks: list, i: int) -> bool:
+# Words that may stand between an insult and the person noun it qualifies ("stupid white
+# bitch", "ghetto black man", "dumb monkey ass niggas").
+QUALIFIERS = {"white", "black", "brown", "yellow", "asian", "mexican", "thirsty", "creepy",
+               "old", "young", "lil", "little", "ass", "headed", "big", "fat", "ugly", "dirty"}
+
+
+def _vocative(toks: list, i: int, text: str) -> bool:
+    """A word said to someone on its own: it opens its sentence or follows a comma, and a
+    comma or end punctuation closes it ("Weirdo.", "loser !", "negro, you ...")."""
+    start, end = toks[i][0], toks[i][1]
+    gap_before = text[toks[i - 1][1]:start] if i else text[:start]
+    opens = i == 0 or re.search(r"[.!?,:\n]|&#\d+;", gap_before) is not None \
+        or toks[i - 1][2] in {"hey", "yo", "ok", "okay", "lol", "bye"}
+    closes = re.match(r"\s*(?:[!?.,]|$)", text[end:]) is not None
+    return opens and closes
+
+
+def aimed(toks: list, i: int, text: str = "") -> bool:
     """Whether the targeted word at toks[i] is aimed at a person (see the module doc)."""
     before = [t[2] for t in toks[max(0, i - 4):i]]
     nxt = toks[i + 1][2] if i + 1 < len(toks) else ""
+    if toks[i][2] in THING_INSULTS | {"trash", "garbage"} and nxt in COMPOUND_NOUNS:
+        return False  # "garbage can", "trash man"
+    if before and before[-1] in {"not", "never", "aint", "ain't", "no", "isnt", "isn't"} \
+            and toks[i][2] in THING_INSULTS | {"ghetto", "lame", "loser"}:
+        return False  # "you're not ghetto", "he ain't stupid": no insult
+    if before and before[-1] in {"they", "we"} and toks[i][2] in {"trash", "garbage"}:
+        return False  # "if they trash it": a verb
+    if toks[i][2] in {"honky", "honkey"} and nxt in {"tonk", "tonks"}:
+        return False  # the music
     if before and before[-1] in SLUR_LEADS:
+        return True
+    if toks[i][2] in {"ho", "hoe"} and before and nxt not in {"ho", "hoe"} and before[-1] in {
+            "that", "this", "dat", "dis", "a", "the", "yo", "ur", "your", "my", "his", "ya"}:
+        return True  # "snag that ho", not "ho ho ho"
+    for k in range(2, 4):  # a person noun after qualifiers: "stupid white bitch"
+        if i + k < len(toks) and all(t[2] in QUALIFIERS | TARGETED
+                                     for t in toks[i + 1:i + k]) and (
+                person_noun(toks[i + k][2]) or toks[i + k][2] in PERSON_WORDS):
+            return True
+    if text and toks[i][2] in VOCATIVE_INSULTS and _vocative(toks, i, text):
         return True
     if any(strong(word) == "person" for word in before):  # "an idiot and a loser"
         return True
-    if nxt and (strong(nxt) == "person" or nxt in {"ass", "bitch", "bitches"}
+    if nxt and (person_noun(nxt) or nxt in {"ass", "bitch", "bitches"}
                 or nxt in PERSON_WORDS):
         return True
     if toks[i][2] in {"queer", "queers"} and before and before[-1] in {"this", "that", "no",
@@ -174,7 +255,10 @@ def aimed(toks: list, i: int) -> bool:
             # the word and only for a person's insult or slur, not "trash"/"garbage"
             if word in _POINTER_NEEDS_NEXT and toks[i][2] in {"trash", "garbage", "lame",
                                                                "ugly", "useless", "dumb"}:
-                subject = [t[2] for t in toks[max(0, i - 4):i - 1]]
-                return any(s in POINTERS - _POINTER_NEEDS_NEXT for s in subject)
+                # the subject right before "is" must be a person ("he is trash"), not a
+                # thing after a possessive ("your grammar is trash")
+                subject = toks[i - 2][2] if i >= 2 else ""
+                return subject in POINTERS - _POINTER_NEEDS_NEXT - {"your", "ur", "his", "her",
+                                                                   "yo"}
             return True
     return False

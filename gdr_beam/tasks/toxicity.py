@@ -6,7 +6,12 @@ they stand; words that are insults or slurs only when aimed at a person ("trash"
 "stupid", "coon") only after "you"/"ur"/"those"/"he's", after a slur lead ("dirty", "white
 trash") or before a person slur; threat phrases ("I will kill you", "kys"). Mild interjections
 and ordinary words on the profanity list ("damn", "hell", "lmao", "vodka", "slippery slope",
-"take the trash out") are left alone, so a clean text passes through byte for byte.
+"take the trash out", "you're not stupid", "garbage can") are left alone, so a clean text
+passes through byte for byte; in a text that is toxic anyway they carry its tone and are
+rephrased too ("those god damn [slur]" -> "those people", "shut up" -> "be quiet", "wtf" ->
+"what"). Also found: slurs spelled as phrases ("uncle tom", "cotton pickers"), insults said
+alone ("Weirdo.", "loser !"), crude orders ("suck my dick" -> "get lost"); @handles, URLs
+and HTML entities are never read as words.
 
 Fallback (`rephrase`): each detected word is replaced by a neutral substitute chosen from its
 frame, then the grammar it touched is repaired, rather than words deleted:
@@ -46,6 +51,9 @@ MIN_CLEAN_WORDS, MAX_TOXIC_SHARE = 3, 0.5
 
 def detect(text: str) -> list[Span]:
     spans = [Span(m.start(), m.end(), "threat", m.group()) for m in lex.THREAT.finditer(text)]
+    for category, pattern in (("crude", lex.CRUDE), ("slur", lex.PHRASE_SLUR)):
+        spans += [Span(m.start(), m.end(), category, m.group()) for m in pattern.finditer(text)
+                  if not any(s.overlaps(m.start(), m.end()) for s in spans)]
     toks = lex.tokens(text)
     for i, (start, end, norm) in enumerate(toks):
         if any(s.overlaps(start, end) for s in spans):
@@ -54,17 +62,31 @@ def detect(text: str) -> list[Span]:
                                        or toks[i - 1][2] in {"suck", "sucks", "sucking"}):
             spans.append(Span(start, end, "profanity", text[start:end]))  # "on my dick"
             continue
+        if "-" in norm and not lex.strong(norm):
+            head, last = norm.split("-", 1)[0], norm.rsplit("-", 1)[1]
+            if len(last) >= 4 and last != head:
+                norm = last  # "half-retarded": its head word decides (not "Ho-Ho's")
         kind = lex.strong(norm)
         if kind and norm in {"hoe", "ho", "hos"} and i and toks[i - 1][2] in {"i", "we"}:
             continue  # "I hoe to meet you" (hope), not the slur
         if kind:
             category = ("insult" if lex.INSULT_NOUN.fullmatch(norm) else "slur") \
                 if kind == "person" else "profanity"
-        elif norm in lex.TARGETED and lex.aimed(toks, i):
+        elif norm in {"dick", "dicks"} and text[start].islower():
+            category = "profanity"  # vulgar; "Dick" capitalised is a name ("Dick Whitman")
+        elif norm in {"negro", "negroes"} and not (
+                i + 1 < len(toks) and text[toks[i + 1][0]].isupper()):
+            category = "slur"  # not a name: "Negro Leagues"
+        elif norm in lex.TARGETED and lex.aimed(toks, i, text):
             category = "insult"
+        elif norm == "gay" and i + 1 < len(toks) and toks[i + 1][2] == "ass":
+            category = "insult"  # "gay ass ..." as a put-down
         else:
             continue
         spans.append(Span(start, end, category, text[start:end]))
+    if spans:  # a toxic text: its mild words carry the tone too
+        spans += [Span(m.start(), m.end(), "mild", m.group()) for m in lex.MILD.finditer(text)
+                  if not any(s.overlaps(m.start(), m.end()) for s in spans)]
     return sorted(spans, key=lambda s: s.start)
 
 
@@ -90,11 +112,12 @@ _ADJECTIVES = {"good", "bad", "great", "hot", "cold", "big", "small", "funny", "
 _VOCATIVE_NEXT = {"i", "im", "i'm", "you", "u", "we", "this", "that", "dont", "don't", "stop",
                   "get", "shut", "please", "why", "what", "who", "where", "how", "ion", "yall",
                   "y'all", "lol", "lmao", "be", "go"}
-_INSULT_ADJ = {"stupid": "silly", "dumb": "silly", "ugly": "unpleasant", "pathetic":
+_INSULT_ADJ = {"stupid": "mistaken", "dumb": "mistaken", "stupidest": "most mistaken",
+               "dumbest": "most mistaken", "ugliest": "plainest", "uglier": "plainer", "ugly": "unpleasant", "pathetic":
                "disappointing", "worthless": "unhelpful", "useless": "unhelpful", "trashy":
-               "tacky", "trash": "bad", "garbage": "bad", "retarded": "silly", "fat": "",
+               "tacky", "trash": "bad", "garbage": "bad", "retarded": "mistaken", "fat": "",
                "disgusting": "unpleasant", "lame": "dull", "ghetto": "rough", "colored": "",
-               "cripple": "person"}
+               "cripple": "person", "punk": "", "punks": ""}
 
 
 # Vulgar anatomy after a possessive ("on my dick" -> "on me") or "suck".
@@ -113,13 +136,50 @@ def _looks_adjective(norm: str) -> bool:
     return norm in _ADJECTIVES or (len(norm) > 4 and bool(_ADJECTIVE_SUFFIX.search(norm)))
 
 
-def _substitute(toks: list, i: int, span: Span, prev: str, nxt: str, prev2: str) -> tuple:
-    """(replacement for the span, how many following tokens it also consumes)."""
+def _mild(value: str) -> str:
+    """A mild word's substitute in a toxic text (toxic_lexicon.MILD)."""
+    v = re.sub(r"\s+", " ", value.lower())
+    if v.startswith(("what ", "who ", "where ", "how ", "why ")):
+        return v.split()[0] + " on earth"  # "what the hell" -> "what on earth"
+    if v.startswith("shut"):
+        return "be quiet"
+    if v == "wtf":
+        return "what"
+    if v.endswith(" hell") and v.split()[0] in {"rot", "burn", "go"}:
+        return "go away"
+    if v.startswith("hell "):
+        return v.split()[1]  # "hell yeah" -> "yeah"
+    return ""  # "damn", "god damn", "the hell", "as hell": intensifiers, dropped
+
+
+def _substitute(toks: list, i: int, span: Span, prev: str, nxt: str, prev2: str,
+                alone: bool = False) -> tuple:
+    """(replacement for the span, how many following tokens it also consumes). `alone`: the
+    word opens its clause and punctuation closes it (a vocative: "Shut up bitch, ...")."""
     norm = toks[i][2]
     if span.category == "threat":
         return "I'm very angry with you", 0
+    if span.category == "mild":
+        return _mild(span.value), 0
+    if span.category == "crude":
+        return "get lost", 0
+    if span.category == "slur" and re.search(r"[\s-]", span.value):  # a phrase slur
+        if re.match(r"(?i)nappy", span.value):
+            return "", 0  # an adjective: "nappy headed [noun]"
+        plural = _is_plural(lex.normalize(re.split(r"[\s-]+", span.value)[-1]))
+        if prev in {"a", "an"} and prev2 in _BE:
+            return "unkind", 0
+        after = next((t for t in toks if t[0] >= span.end), None)
+        if not prev and span.value[:1].isupper() and after and after[0] == span.end + 1 \
+                and after[2] not in _BE | _VOCATIVE_NEXT | {"and", "or", "of", "in", "on"}:
+            return "", 0  # "Uncle Tom Hypocrite!": the noun after it carries the phrase
+        return ("people" if plural else "person"), 0
     if norm in _ANATOMY and (prev in _POSSESSIVE_OBJECT or prev.startswith("suck")):
         return "", 0  # the possessive becomes the object pronoun (rephrase)
+    if norm in {"dick", "dicks"} and prev in {"a", "an", "such"}:
+        return ("person" if prev2 == "what" else "unkind"), 0  # "he's a dick" -> "he's unkind"
+    if norm in {"dick", "dicks"}:
+        return "", 0  # vulgar anatomy, no person
     if norm.startswith(("bitchin", "bitching")):
         return "complaining", 0
     person = lex.strong(norm) == "person" or re.search(
@@ -133,10 +193,13 @@ def _substitute(toks: list, i: int, span: Span, prev: str, nxt: str, prev2: str)
     if norm == "butthurt":
         return "upset", 0
     if norm in _INSULT_ADJ:
-        if nxt and (lex.strong(nxt) or nxt in lex.TARGETED):
+        head = next((t[2] for t in toks[i + 1:] if t[2] not in lex.QUALIFIERS), "")
+        if nxt and (lex.strong(nxt) or nxt in lex.TARGETED or (
+                nxt in lex.QUALIFIERS and lex.person_noun(head))):
             return "", 0  # "stupid bitch": the noun's substitute carries the phrase
         return _INSULT_ADJ[norm], 0
-    if nxt and (lex.strong(nxt) == "person" or (nxt == "ass" and lex.strong(norm) == "person")):
+    if nxt and (lex.person_noun(nxt) or (nxt in {"ass", "asses"} and (
+            lex.strong(norm) == "person" or norm in lex.TARGETED))):
         return "", 0  # "bitch ass nigga", "lizard bitch": the last noun carries the phrase
     if re.fullmatch(r"f\W*\w*c*k+(?:ing?|in|en)|fkn|fking|fkin|fukin|fukkin|fuking|effing", norm):
         return ("really" if nxt and _looks_adjective(nxt) else ""), 0  # an intensifier
@@ -176,11 +239,17 @@ def _substitute(toks: list, i: int, span: Span, prev: str, nxt: str, prev2: str)
         if prev in {"my", "mah"}:
             return "self", 0
         return "", 0
+    if person and alone and span.category != "threat":
+        return "", 0  # a vocative goes whole
     if person:
         plural = _is_plural(norm)
-        if prev in {"my", "mah", "ma", "our"} or norm.startswith(("nigga", "niggah", "niggaz")):
-            return ("friends" if plural else "friend"), 0
-        if prev in {"you", "u", "ya", "yu"}:
+        if prev in {"my", "mah", "ma", "our"} or (
+                norm.startswith(("nigga", "niggah", "niggaz", "nicca", "nigguh"))
+                and not prev and nxt in _VOCATIVE_NEXT | {"", "i", "we", "you"}):
+            return ("friends" if plural else "friend"), 0  # "my nigga", "nigga I seen ..."
+        if prev in {"a", "an"} and prev2 in {"karma", "life"}:
+            return "harsh", 0  # "karma's a bitch" (the article dropped)
+        if prev in {"you", "u", "ya", "yu", "y'all", "yall", "ya'll"}:
             return "", 0  # "you idiots broke it" -> "you broke it"
         if not prev and nxt in _VOCATIVE_NEXT:
             return "", 0  # "Bitch I'm not about to ..." -> "I'm not about to ..."
@@ -200,7 +269,7 @@ def rephrase(text: str, spans) -> tuple[str, tuple]:
     norms = [t[2] for t in toks]
     out, changes, pos, skip_until = [], [], 0, -1
     drop_article_at = set()
-    covered = {index[s.start] for s in spans if s.start in index}
+    covered = {k for k, t in enumerate(toks) for s in spans if s.start <= t[0] < s.end}
     for span in sorted(spans, key=lambda s: s.start):
         if span.start < max(pos, skip_until):
             continue
@@ -214,21 +283,22 @@ def rephrase(text: str, spans) -> tuple[str, tuple]:
         prev = norms[before[-1]] if before else ""
         prev2 = norms[before[-2]] if len(before) > 1 else ""
         nxt = norms[i + 1] if i + 1 < len(norms) else ""
-        new, consume = _substitute(toks, i, span, prev, nxt, prev2)
+        alone = not before and re.match(r"\s*[,!?.]", text[span.end:]) is not None
+        new, consume = _substitute(toks, i, span, prev, nxt, prev2, alone)
         end = span.end
         if new == "" and prev in {"you", "u", "ya", "yu"} and span.category != "profanity" \
                 and re.match(r"\s*(?:[,.!?;:]|$)", text[span.end:]):
             drop_article_at.add(toks[before[-1]][0])  # a vocative "..., you idiot." goes whole
         if consume and i + consume < len(toks):
             end = toks[i + consume][1]
-        if new in {"unkind"} and prev in {"a", "an"}:
+        if new in {"unkind", "harsh"} and prev in {"a", "an", "such"}:
             drop_article_at.add(toks[before[-1]][0])
         if new == "" and norms[i] in _ANATOMY and prev in _POSSESSIVE_OBJECT:
             k = before[-1]  # "on my dick" -> "on me"
             out.append((toks[k][0], toks[k][1], _POSSESSIVE_OBJECT[prev], "article"))
         if new == "on earth" or (new == "" and prev == "the" and norms[i].startswith("f")):
             drop_article_at.add(toks[before[-1]][0])
-        if span.value[:1].isupper() and new and not span.value.isupper():
+        if span.value[:1].isupper() and new and not span.value.isupper() and not before:
             new = new[0].upper() + new[1:]
         elif span.value.isupper() and len(span.value) > 1 and new:
             new = new.upper()
@@ -307,7 +377,8 @@ class ToxicityTask(Task):
         spans = self.spans(original)
         if not spans:
             return Verification("fallback", original, (), reason)
-        toxic = len(words(" ".join(s.value for s in spans)))
+        # mild words ("damn") are rephrased in a toxic text but are not what makes it abuse
+        toxic = len(words(" ".join(s.value for s in spans if s.category != "mild")))
         total = len(words(original))
         if total - toxic < MIN_CLEAN_WORDS or toxic / max(total, 1) > MAX_TOXIC_SHARE:
             return Verification("rejected", "", (), "only_abuse")
