@@ -42,7 +42,7 @@ CASES = [
     ("NINO ZZ 812865 T on file", "ZZ 812865 T", _nino_ok),  # Faker's placeholder shape
     ("Steuer-ID 36 574 261 809, Klasse 3", "36 574 261 809", idnr.is_valid),
     ("Personalausweis T220001293", "T220001293", _icao_ok),
-    ("PESEL: 44051401359", "44051401359", pesel.is_valid),
+    ("PESEL No.44051401359", "44051401359", pesel.is_valid),
     ("codice fiscale rccmnl83s18d969h.", "rccmnl83s18d969h", codicefiscale.is_valid),
     ("NIR 2 95 10 99 126 111 93", "2 95 10 99 126 111 93", nir.is_valid),
     ("n° 253072B07300470", "253072B07300470", nir.is_valid),
@@ -85,6 +85,8 @@ def test_national_id_sex_kept_where_the_number_says_it():
     "call 943 476 5870",                    # NHS check passes, no cue
     "PESEL 44051401358",                    # wrong check digit
     "DNI 54362315Z",                        # wrong check letter
+    "DNI 10000012 a week",                  # "10000012A" would be valid; a word is no letter
+    "mobile 07700900126",                   # a PESEL "born in 2277"
     "Steuer-ID 36554266806",                # digit rule broken
     "Aadhaar card 4111 1111 1111 2341 2341 2346",  # inside a longer run of digits
 ])

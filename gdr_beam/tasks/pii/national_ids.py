@@ -198,6 +198,13 @@ def _make_de_document(original: str, rng: random.Random) -> str:
     return body + (_icao_check(body) if len(original) == 10 else "")
 
 
+def _pesel_ok(value: str) -> bool:
+    """stdnum's check, and a birth year of a living person: the month code says the century,
+    and codes of the 1800s or the 2100s+ are 11-digit numbers of something else (a UK mobile
+    number "07700900126" passes stdnum as born in 2277)."""
+    return pesel.is_valid(value) and 1900 <= pesel.get_birth_date(value).year < 2100
+
+
 def _valid_nino(value: str) -> bool:
     # No check digit: the cue and the shape are all there is. Any two letters are taken,
     # since test and placeholder prefixes (QQ, ZZ) are still written for people.
@@ -210,7 +217,8 @@ def _cue(words: str) -> re.Pattern:
 
 # A value is a whole token and does not continue a longer run of digits ("4111 1111 1111 1111"
 # holds no Aadhaar number): no word character beside it, nor a separator and a digit.
-_B, _E = r"(?<![\w/+@.-])(?<!\d[ .-])", r"(?![\w/@-])(?![ .-]\d)(?!\.\w)"
+# ("No.44051401359" is a value; "3.14159265358" holds none.)
+_B, _E = r"(?<![\w/+@-])(?<!\d[ .-])", r"(?![\w/@-])(?![ .-]\d)(?!\.\w)"
 
 KINDS: tuple[Kind, ...] = (
     Kind("gb_nino", re.compile(_B + r"[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-Z]?" + _E),
@@ -222,15 +230,15 @@ KINDS: tuple[Kind, ...] = (
          _de_document_ok, _make_de_document,
          _cue(r"(?i:personalausweis|ausweis|reisepass|passport|identity card|id card|id-karte|"
               r"dokumentennummer|document (?:no|number))")),
-    Kind("pl_pesel", re.compile(_B + r"\d{11}" + _E), pesel.is_valid, _make_pesel),
+    Kind("pl_pesel", re.compile(_B + r"\d{11}" + _E), _pesel_ok, _make_pesel),
     Kind("it_codice_fiscale", re.compile(
         _B + r"(?i:[A-Z]{6}[0-9LMNP-V]{2}[ABCDEHLMPRST][0-9LMNP-V]{2}[A-Z][0-9LMNP-V]{3}[A-Z])"
         + _E), codicefiscale.is_valid, _make_codice_fiscale),
     Kind("fr_nir", re.compile(_B + r"[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}"
                               + _E), nir.is_valid, _make_nir),
-    Kind("es_dni", re.compile(_B + r"\d{8}[ -]?[A-Za-z]" + _E), dni.is_valid, _make_dni),
-    Kind("es_nie", re.compile(_B + r"[XYZxyz][ -]?\d{7}[ -]?[A-Za-z]" + _E), nie.is_valid,
-         _make_nie),
+    # No space before the letter: "12345678 a day" is a number and an article.
+    Kind("es_dni", re.compile(_B + r"\d{8}-?[A-Za-z]" + _E), dni.is_valid, _make_dni),
+    Kind("es_nie", re.compile(_B + r"[XYZxyz]-?\d{7}-?[A-Za-z]" + _E), nie.is_valid, _make_nie),
     Kind("nl_bsn", re.compile(_B + r"(?:\d{9}|\d{4}\.\d{2}\.\d{3}|\d{3}[ .-]\d{3}[ .-]\d{3})"
                               + _E), bsn.is_valid, _make_bsn,
          _cue(r"\bBSN\b|(?i:burgerservicenummer|sofinummer|sofi-nummer)")),
