@@ -270,12 +270,12 @@ def category_of(value) -> str:
 
 
 # --- national ids -------------------------------------------------------------------------------
-# `national_ids`: national identity numbers of ten formats in short sentences. The values come
-# from code this project did not write: Faker's per-locale providers (en_GB NINO, pl_PL PESEL,
-# it_IT codice fiscale, fr_FR NIR, es_ES DNI and NIE, nl_NL BSN, en_IN Aadhaar and PAN) and
-# python-stdnum (its documented examples of each format, its `format()` layouts, and, for the
-# German Steuer-ID and the NHS number, which Faker lacks, random digits its validator accepts;
-# our detector validates with the same library, so those two measure shape and cue handling,
+# `national_ids`: national identity numbers of 12 formats (8 countries) in short sentences. The
+# values come from code this project did not write: Faker's per-locale providers (en_GB NINO,
+# pl_PL PESEL, it_IT codice fiscale, fr_FR NIR, es_ES DNI and NIE, nl_NL BSN, en_IN Aadhaar and
+# PAN) and python-stdnum (its documented examples of each format, its `format()` layouts, and,
+# for the German Steuer-ID and the NHS number, which Faker lacks, random digits its validator
+# accepts; our detector validates with the same library, so those two measure shape and cues,
 # not the checksum). Faker's Aadhaar numbers mostly fail the Verhoeff check real ones pass:
 # only the ones stdnum accepts are used. The Personalausweis numbers have no outside source:
 # they are ours (random, ICAO 9303 check digit computed here) and counted apart as `:ours`.

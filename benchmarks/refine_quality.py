@@ -189,8 +189,8 @@ SETS = {"pii": ("pii", pii_set), "pii_presidio_dev": ("pii", _presidio("dev")),
         "pii_presidio_heldout": ("pii", _presidio("heldout")),
         # no direct identifiers at all: words_kept there is the false-replacement rate
         "pii_presidio_clean": ("pii", _presidio("dev", clean=True)),
-        # national ids of ten countries (values from Faker's locales and python-stdnum), and
-        # numbers that name no person (stdnum's documented ISBNs, VAT numbers, ...): words_kept
+        # national ids, 12 formats of 8 countries (values from Faker's locales and python-stdnum),
+        # and numbers that name no person (stdnum's documented ISBNs, VAT numbers, ...): words_kept
         # there is the false-replacement rate on ordinary codes
         "pii_national_ids": ("pii", _national_ids), "pii_ordinary_codes": ("pii", _ordinary_codes),
         "secrets": ("secrets", secrets_set), "toxicity": ("toxicity", toxicity_set)}

@@ -6,8 +6,8 @@ number is taken only when its check digit is right. Precision first: a kind whos
 weak or absent (UK National Insurance numbers have no check digit; a Dutch BSN's 11-check
 passes one random 9-digit number in 11; Aadhaar's Verhoeff digit one in 10; PAN's and the
 Personalausweis' letters) is taken only with a cue word near it ("NINO", "BSN", "Aadhaar",
-"Personalausweis", or a generic "national ID", "ID number", "social security number"), so an
-order number of the same shape stays. Kinds with a strong check (Steuer-ID: digit rule + check
+"Personalausweis", or a generic "national ID", "identity number", "social security number"),
+so an order number of the same shape stays. Kinds with a strong check (Steuer-ID: digit rule + check
 digit; PESEL: date + check digit; codice fiscale: letters, date + check letter; NIR: mod-97 key;
 DNI/NIE: the 8 digits + check letter shape) are taken anywhere.
 
@@ -263,7 +263,7 @@ ID_WORDS = frozenset((
 
 def _cued(text: str, start: int, end: int, cue: re.Pattern) -> bool:
     return bool(cue.search(text, max(0, start - _CUE_BEFORE), start)
-                or cue.search(text[end:end + _CUE_AFTER]))
+                or cue.search(text, end, end + _CUE_AFTER))
 
 
 def national_id_spans(text: str) -> list:
