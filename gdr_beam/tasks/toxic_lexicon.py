@@ -36,11 +36,12 @@ PROFANITY = re.compile(
 PERSON_SLUR = re.compile(
     rf"b{_I}a?tch(?:es|ez|s|in|ing|y|ass|made)?|biatch|bish|puss(?:y|ies|ys|i)|whores?|"
     rf"sluts?|skanks?|hoes?|hoez|thots?|hoochie|nigg(?:a|er|ah|az|as|ers|uh|ahs|rs|a's)|"
-    rf"nigs?|nicc?as?|niccaz|niqq?as?|nigguh|hos|"
+    rf"nigs?|nicc?as?|niccaz|niqq?as?|nigguh|hos|nig\*+(?:a|as|s|er|ers|ga|gas)?|"
+    rf"n\*+(?:gg?a|gg?as|gger|ggers)|mfs|mfers?|"
     rf"niglets?|f+a+g+(?:s|got|gots|git|gits|gy|ot)?|dykes?|trann(?:y|ies)|kikes?|spi(?:c|ck)s?|"
     rf"wetbacks?|chinks?|pakis?|beaners?|ragheads?|towelheads?|re?tards?|retarded|"
     rf"idiots?|morons?|imbeciles?|dumbass(?:es)?|jackass(?:es)?|motherf\w*ers?|dipshits?|"
-    rf"homos?|dickheads?|japs|japped|gooks?|wops")
+    rf"homos?|dickheads?|japs|japped")
 # Of the person words, those that insult anyone rather than a group (category "insult").
 INSULT_NOUN = re.compile(r"idiots?|morons?|imbeciles?|dumbass(?:es)?|jackass(?:es)?|dipshits?|"
                          r"re?tards?|retarded|motherf\w*ers?")
@@ -49,8 +50,8 @@ TARGETED = {
     "slope", "slopes", "coon", "coons", "wop", "wops", "gook", "gooks", "jap", "japs", "dink",
     "dinks", "queer", "queers", "negro", "negroes", "honky", "honkies", "whitey", "gringo",
     "gringos", "injun", "injuns", "redneck", "rednecks", "hillbilly", "hillbillies", "cracker",
-    "crackers", "dike", "dikes", "honkey", "honkeys", "honkys", "hayseed", "hayseeds", "ape", "apes", "monkey", "monkeys", "pig", "pigs", "dick", "dicks", "thug",
-    "thugs", "ghetto",
+    "crackers", "dike", "dikes", "honkey", "gooks", "wops", "honkeys", "honkys", "hayseed", "hayseeds", "ape", "apes", "monkey", "monkeys", "pig", "pigs", "dick", "dicks", "thug",
+    "thugs",
     # insults that are ordinary words about things
     "trash", "garbage", "trashy", "ugly", "stupid", "dumb", "loser", "losers", "pathetic",
     "worthless", "useless", "scum", "clown", "clowns", "jerk", "jerks", "weirdo", "fat",
@@ -73,11 +74,13 @@ VOCATIVE_INSULTS = {"loser", "losers", "weirdo", "weirdos", "clown", "clowns", "
                     "hoe"}
 # Racial slurs spelled as phrases; a capitalised word after "Negro" is a name ("Negro Leagues").
 PHRASE_SLUR = re.compile(r"(?i)\buncle\s+toms?\b(?!'s\s+cabin)|\bcotton[\s-]+pickers?\b|"
+                         r"\b(?:white|trailer)[\s-]+trash\b|\bspear[\s-]+chuckers?\b|"
+                         r"\bdouche[\s-]+bags?\b|"
                          r"\bnappy[\s-]+head(?:ed)?\b|\bporch\s+monkeys?\b|"
                          r"\bjungle\s+bunn(?:y|ies)\b")
 # Mild words (interjections, "shut up") left alone in a clean text, but rephrased in a text
 # that is toxic anyway, where they carry its tone ("those god damn [slur]", "wtf [slur]!").
-MILD = re.compile(r"(?i)\b(?:god\s*damn(?:ed|it)?|damn(?:ed|it)?|dammit|goddammit|wtf|"
+MILD = re.compile(r"(?i)\b(?:god\s*damn(?:ed|it)?|damn(?:ed|it)?|dammit|goddammit|wtf|tf|idgaf|"
                   r"shut\s+(?:the\s+hell\s+)?up|(?:what|who|where|how|why)\s+the\s+(?:hell|heck)|"
                   r"the\s+hell|as\s+hell|(?:rot|burn|go)\s+(?:to|in)\s+hell|hell\s+(?:no|yeah|yes))\b")
 ADJECTIVE_INSULTS = {"trashy", "ugly", "stupid", "dumb", "pathetic", "worthless", "useless",
@@ -98,23 +101,26 @@ _YOU = {"you", "u", "ya", "yu", "ur", "your", "youre", "you're", "yall", "y'all"
         "u're"}
 NEXT_ONLY = {"colored"}  # targeted only right before a people word
 _POINTER_NEEDS_NEXT = {"is", "are", "r", "yo", "all", "bunch", "his", "her"}  # weaker cues
-SLUR_LEADS = {"dirty", "filthy", "fucking", "fuckin", "stupid", "dumb", "little", "fat",
+SLUR_LEADS = {"dirty", "filthy", "fucking", "fuckin", "stupid", "dumb", "fat",
               "lazy", "ugly", "damn", "white", "black", "yellow", "brown", "typical", "sick",
               "nasty", "worthless", "bitch", "ass", "fuckin'"}
 THREAT = re.compile(
-    r"(?i)\b(?:(?:i|we)(?:'ll| will|'m going to|'m gonna| am going to| am gonna| are going to|"
-    r" are gonna|'re going to|'re gonna| gonna| wanna| want to)\s+(?:\w+\s+)?"
+    r"(?i)\b(?:(?:(?:i|we)(?:'ll| will|'m going to|'m gonna| am going to| am gonna| are going to|"
+    r" are gonna|'re going to|'re gonna| gonna| wanna| want to)|im going to|im gonna|ima|imma|"
+    r"i'ma)\s+(?:\w+\s+)?"
     r"(?:kill|hurt|beat|murder|shoot|stab|rape|strangle|choke|destroy|end|find|break|slap|"
     r"punch|smack)\s+(?:you|u|ya|your\s+\w+|him|her|them|that\s+\w+)|"
     r"kill\s+(?:yo|ur|your)self|kys|go\s+die|die\s+slow(?:ly)?|"
     r"let'?s\s+(?:go\s+)?(?:kill|shoot|hang|lynch)\s+(?:all\s+)?(?:the\s+|those\s+|these\s+)?"
     r"(?:\w+\s+(?:babies|people|kids|children|folks|men|women)|\w+)|"
-    r"(?:hope|wish)\s+(?:you|u|he|she|they)\s+"
-    r"(?:die|dies|get\s+(?:shot|killed|raped))|(?:should|needs? to|ought to)\s+be\s+"
+    r"(?:hope|wish)\s+(?:you|u|he|she|they|all\s+of\s+(?:you|u)|y'?all)\s+(?:\w+\s+){0,3}?"
+    r"(?:die|dies|drop\s+dead|get\s+(?:\w+\s+)?(?:shot|killed|raped|cancer|aids))|"
+    r"(?:should|needs? to|ought to)\s+be\s+(?:\w+\s+or\s+)?"
     r"(?:shot|killed|hanged|hung|lynched|gassed|raped)|(?:hang|lynch|gas|shoot)\s+(?:all\s+)?"
     r"(?:them|those|these|every|that)\b(?:\s+\w+)?)\b")
 # Crude orders: the whole phrase goes ("suck my dick" -> "get lost").
-CRUDE = re.compile(r"(?i)\bsuck\s+(?:my|mah|ma|his|your|ur|yo|a)\s+(?:dick|cock|balls|nuts|d)\b")
+CRUDE = re.compile(r"(?i)\bsuck\s+(?:my|mah|ma|his|your|ur|yo|a)\s+(?:dick|cock|balls|nuts|d)\b|"
+                   r"\bshut\s+(?:the|da)\s+f\S*\s+up\b")
 _TOKEN = re.compile(r"[A-Za-z0-9@$!*'’]+(?:-[A-Za-z]+)*")
 _HANDLE_OR_ENTITY = re.compile(r"@\w+|&#?\w+;")
 
@@ -146,7 +152,8 @@ _STEMS = re.compile(r"fuck|shit|cunt|cock(?!tail|pit|roach|atoo)|twat|wank|bitch
 
 
 # Stems toxic inside any word, listed or not ("pigfucking").
-_ANY_STEM = re.compile(r"fuck|cunt|nigg|bitch|whore|slut|faggot|twat|shit(?!ake)")
+_ANY_STEM = re.compile(r"fuck|cunt|nigg|bitch|whore|slut|faggot|twat|(?<![a-z])shit(?!ake)|"
+                       r"shit(?:s|ty|head|heads|hole|holes|face|bag|ter)?$")  # not "Cushite"
 
 
 def strong(norm: str) -> str:
@@ -183,6 +190,8 @@ def tokens(text: str) -> list[tuple[int, int, str]]:
         if m.start() > 0 and text[m.start() - 1] == "/" and re.search(
                 r"://|www\.|\.(?:com|co|org|net|ly)/", text[chunk_start:m.start()]):
             continue  # a URL's path; "niggas/bitches" is two words
+        if re.match(r"&#8230;|…", text[m.end():m.end() + 7]):
+            continue  # cut off by a truncation mark: "last nig&#8230;" was "night"
         start = m.start() + (len(raw) - len(raw.lstrip("'!")))
         end = m.end() - (len(raw) - len(raw.rstrip("'!")))
         if end > start:
@@ -223,7 +232,7 @@ def aimed(toks: list, i: int, text: str = "") -> bool:
     if before and before[-1] in SLUR_LEADS:
         return True
     if toks[i][2] in {"ho", "hoe"} and before and nxt not in {"ho", "hoe"} and before[-1] in {
-            "that", "this", "dat", "dis", "a", "the", "yo", "ur", "your", "my", "his", "ya"}:
+            "that", "this", "dat", "dis", "yo", "ur", "your", "his", "ya"}:
         return True  # "snag that ho", not "ho ho ho"
     for k in range(2, 4):  # a person noun after qualifiers: "stupid white bitch"
         if i + k < len(toks) and all(t[2] in QUALIFIERS | TARGETED

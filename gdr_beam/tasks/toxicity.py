@@ -67,6 +67,9 @@ def detect(text: str) -> list[Span]:
             if len(last) >= 4 and last != head:
                 norm = last  # "half-retarded": its head word decides (not "Ho-Ho's")
         kind = lex.strong(norm)
+        if kind == "person" and norm.startswith("puss") and i + 1 < len(toks) and \
+                toks[i + 1][2] in {"cat", "cats", "willow", "willows"}:
+            continue  # "pussy cat lounge"
         if kind and norm in {"hoe", "ho", "hos"} and i and toks[i - 1][2] in {"i", "we"}:
             continue  # "I hoe to meet you" (hope), not the slur
         if kind:
@@ -79,15 +82,24 @@ def detect(text: str) -> list[Span]:
             category = "slur"  # not a name: "Negro Leagues"
         elif norm in lex.TARGETED and lex.aimed(toks, i, text):
             category = "insult"
+        elif norm in _ADJ_BEFORE_SLUR and i + 1 < len(toks) and lex.person_noun(toks[i + 1][2]):
+            category = "insult"  # "you dirty slut": the adjective is part of the insult
         elif norm == "gay" and i + 1 < len(toks) and toks[i + 1][2] == "ass":
             category = "insult"  # "gay ass ..." as a put-down
         else:
             continue
+        if text[start - 1:start] == "#":
+            start -= 1  # "#beaner" goes whole, no bare "#" left
         spans.append(Span(start, end, category, text[start:end]))
     if spans:  # a toxic text: its mild words carry the tone too
         spans += [Span(m.start(), m.end(), "mild", m.group()) for m in lex.MILD.finditer(text)
                   if not any(s.overlaps(m.start(), m.end()) for s in spans)]
     return sorted(spans, key=lambda s: s.start)
+
+
+_ADJ_BEFORE_SLUR = {"dirty", "filthy", "nasty", "stinky", "thirsty", "crazy", "lil", "little", "ghetto",
+                    "lazy", "sick", "creepy", "punk", "dumb", "stupid", "ugly", "fat", "cheap",
+                    "broke", "bald", "skinny"}
 
 
 # --- the fallback's rephrasing -------------------------------------------------------------------
@@ -145,6 +157,8 @@ def _mild(value: str) -> str:
         return "be quiet"
     if v == "wtf":
         return "what"
+    if v == "idgaf":
+        return "I don't care"
     if v.endswith(" hell") and v.split()[0] in {"rot", "burn", "go"}:
         return "go away"
     if v.startswith("hell "):
@@ -152,8 +166,12 @@ def _mild(value: str) -> str:
     return ""  # "damn", "god damn", "the hell", "as hell": intensifiers, dropped
 
 
+_PREPOSITIONS = {"of", "for", "to", "with", "wit", "at", "like", "about", "than", "by", "from", "as",
+                 "on", "in", "into", "bout", "over", "all", "every", "no", "some", "any"}
+
+
 def _substitute(toks: list, i: int, span: Span, prev: str, nxt: str, prev2: str,
-                alone: bool = False) -> tuple:
+                alone: bool = False, tail_vocative: bool = False) -> tuple:
     """(replacement for the span, how many following tokens it also consumes). `alone`: the
     word opens its clause and punctuation closes it (a vocative: "Shut up bitch, ...")."""
     norm = toks[i][2]
@@ -162,10 +180,18 @@ def _substitute(toks: list, i: int, span: Span, prev: str, nxt: str, prev2: str,
     if span.category == "mild":
         return _mild(span.value), 0
     if span.category == "crude":
-        return "get lost", 0
+        return ("be quiet" if span.value.lower().startswith("shut") else "get lost"), 0
     if span.category == "slur" and re.search(r"[\s-]", span.value):  # a phrase slur
         if re.match(r"(?i)nappy", span.value):
             return "", 0  # an adjective: "nappy headed [noun]"
+        if re.search(r"(?i)trash$", span.value):  # "white trash": people, or an adjective
+            after = next((t for t in toks if t[0] >= span.end), None)
+            if prev in _BE:
+                return "rough", 0
+            if after and after[0] == span.end + 1 and after[2].isalpha() and \
+                    after[2] not in _BE | {"and", "or", "of", "in", "on", "at", "to", "is"}:
+                return "poor", 0  # "the biggest white trash county"
+            return "people", 0
         plural = _is_plural(lex.normalize(re.split(r"[\s-]+", span.value)[-1]))
         if prev in {"a", "an"} and prev2 in _BE:
             return "unkind", 0
@@ -182,6 +208,10 @@ def _substitute(toks: list, i: int, span: Span, prev: str, nxt: str, prev2: str,
         return "", 0  # vulgar anatomy, no person
     if norm.startswith(("bitchin", "bitching")):
         return "complaining", 0
+    if norm in {"bitch", "bitches"} and (nxt in {"about", "too", "at", "so", "when", "all"} or prev in {
+            "to", "gonna", "wanna", "will", "'ll", "dont", "don't", "stop", "always", "i", "we",
+            "they"}):
+        return ("complains" if norm == "bitches" else "complain"), 0  # the verb
     person = lex.strong(norm) == "person" or re.search(
         r"(?:hole|head|heads|holes|bag|bags|face|wit|tard|ards?|ers?|wad)$", norm) \
         or norm in {"cunt", "cunts", "twat", "twats", "bastard", "bastards", "prick", "pricks",
@@ -192,6 +222,8 @@ def _substitute(toks: list, i: int, span: Span, prev: str, nxt: str, prev2: str,
         return "angry", 0
     if norm == "butthurt":
         return "upset", 0
+    if norm in _ADJ_BEFORE_SLUR and norm not in _INSULT_ADJ:
+        return "", 0  # its noun's substitute carries the phrase
     if norm in _INSULT_ADJ:
         head = next((t[2] for t in toks[i + 1:] if t[2] not in lex.QUALIFIERS), "")
         if nxt and (lex.strong(nxt) or nxt in lex.TARGETED or (
@@ -212,6 +244,8 @@ def _substitute(toks: list, i: int, span: Span, prev: str, nxt: str, prev2: str,
             return ("messed" if nxt == "up" else "messed up"), 0
         if nxt == "off":
             return "go away", 1
+        if nxt in _PRONOUN_OBJECTS and i + 2 < len(toks) and toks[i + 2][2] == "up":
+            return "mess", 0  # "fuck you up" -> "mess you up"
         if nxt in _PRONOUN_OBJECTS:
             return "forget", 0
         if prev in {"a", "two"} and prev2 in {"give", "gives", "giving"}:
@@ -241,6 +275,10 @@ def _substitute(toks: list, i: int, span: Span, prev: str, nxt: str, prev2: str,
         return "", 0
     if person and alone and span.category != "threat":
         return "", 0  # a vocative goes whole
+    if person and tail_vocative and prev and prev not in _DETERMINERS | _PREPOSITIONS | _BE \
+            | {"a", "an", "such"} | lex.QUALIFIERS and not _looks_adjective(prev) \
+            and prev not in _INSULT_ADJ:
+        return "", 0  # "... I hope you get eye cancer bitch." (said to someone, at the end)
     if person:
         plural = _is_plural(norm)
         if prev in {"my", "mah", "ma", "our"} or (
@@ -283,8 +321,10 @@ def rephrase(text: str, spans) -> tuple[str, tuple]:
         prev = norms[before[-1]] if before else ""
         prev2 = norms[before[-2]] if len(before) > 1 else ""
         nxt = norms[i + 1] if i + 1 < len(norms) else ""
-        alone = not before and re.match(r"\s*[,!?.]", text[span.end:]) is not None
-        new, consume = _substitute(toks, i, span, prev, nxt, prev2, alone)
+        closes = re.match(r"\s*(?:[,!?.]|&#\d+;|$)", text[span.end:]) is not None
+        alone = not before and closes
+        new, consume = _substitute(toks, i, span, prev, nxt, prev2, alone,
+                                   closes and span.category in {"slur", "insult", "profanity"})
         end = span.end
         if new == "" and prev in {"you", "u", "ya", "yu"} and span.category != "profanity" \
                 and re.match(r"\s*(?:[,.!?;:]|$)", text[span.end:]):
@@ -338,7 +378,8 @@ def repair(text: str, original: str) -> str:
                       m.group(1).lower(), m.group(1)) + "self", text)
     text = re.sub(r"\b([Aa])n? (?=([A-Za-z]))",
                   lambda m: m.group(1) + ("n " if m.group(2).lower() in "aeiou" else " "), text)
-    text = re.sub(r"\b(\w+) \1\b", r"\1", text)  # "you you"
+    text = re.sub(r"\b(\w+) \1\b", lambda m: m.group() if m.group() in original
+                  else m.group(1), text)  # "you you" left by a dropped word, not "but but"
     text = re.sub(r"[ \t]{2,}", " ", text)
     text = re.sub(r" +([,.;:!?])", r"\1", text)
     text = re.sub(r"([,;:])(?=\s*[,;:.!?])", "", text)
