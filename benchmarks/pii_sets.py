@@ -270,15 +270,17 @@ def category_of(value) -> str:
 
 
 # --- national ids -------------------------------------------------------------------------------
-# `national_ids`: national identity numbers of 12 formats (8 countries) in short sentences. The
-# values come from code this project did not write: Faker's per-locale providers (en_GB NINO,
-# pl_PL PESEL, it_IT codice fiscale, fr_FR NIR, es_ES DNI and NIE, nl_NL BSN, en_IN Aadhaar and
-# PAN) and python-stdnum (its documented examples of each format, its `format()` layouts, and,
-# for the German Steuer-ID and the NHS number, which Faker lacks, random digits its validator
-# accepts; our detector validates with the same library, so those two measure shape and cues,
-# not the checksum). Faker's Aadhaar numbers mostly fail the Verhoeff check real ones pass:
-# only the ones stdnum accepts are used. The Personalausweis numbers have no outside source:
-# they are ours (random, ICAO 9303 check digit computed here) and counted apart as `:ours`.
+# `national_ids`: national identity numbers of 22 formats (18 countries) in short sentences.
+# The values come from code this project did not write: Faker's per-locale providers (en_GB
+# NINO, pl_PL PESEL, it_IT codice fiscale, fr_FR NIR, es_ES DNI and NIE, nl_NL BSN, en_IN
+# Aadhaar and PAN, and the ssn/cpf/birth_number of sv_SE, fi_FI, no_NO, nl_BE, pt_BR, de_CH,
+# cs_CZ, zh_CN, ro_RO, en_CA) and python-stdnum (its documented examples of each format, its
+# `format()` layouts, and, for the German Steuer-ID and the NHS number, which Faker lacks,
+# random digits its validator accepts; our detector validates with the same library, so those
+# two measure shape and cues, not the checksum). Faker's Aadhaar numbers mostly fail the
+# Verhoeff check real ones pass, and many of its Chinese ids fail theirs: only the ones stdnum
+# accepts are used. The Personalausweis numbers have no outside source: they are ours (random,
+# ICAO 9303 check digit computed here) and counted apart as `:ours`.
 # The sentences are ours (forms, letters and notes in each country's language and in English,
 # with the cue words such documents carry, and ordinary numbers beside the id that must stay),
 # plus presidio-evaluator's two SSN templates with a foreign national id in the slot.
@@ -314,10 +316,29 @@ _ID_TEMPLATES = {
                    "Please share your Aadhaar number {v} for KYC of order 88123."],
     "in_pan": ["PAN: {v}\nAssessment year 2024-25",
                "My PAN card number is {v}; the refund of 12,400 rupees is pending."],
+    "se_personnummer": ["Personnummer: {v}\nOrdernummer: 55120",
+                        "Mitt personnummer är {v} och jag bor i Uppsala sedan 2019."],
+    "fi_hetu": ["Henkilötunnus: {v}\nAsiakasnumero: 4471",
+                "Henkilötunnukseni on {v}, hakemus lähetetty 3.5.2024."],
+    "no_fodselsnummer": ["Fødselsnummer: {v}\nKundenummer: 20931",
+                         "Mitt fødselsnummer er {v}, og saken gjelder faktura 118."],
+    "be_nn": ["Rijksregisternummer: {v}\nDossier 2023/118",
+              "Numéro de registre national : {v}, 2 enfants à charge."],
+    "br_cpf": ["CPF: {v}\nPedido nº 48213", "Meu CPF é {v}, o valor é de 320 reais."],
+    "ch_ahv": ["AHV-Nummer: {v}\nPensum: 80 %",
+               "Numéro AVS {v}, caisse de compensation 66."],
+    "cz_rodne_cislo": ["Rodné číslo: {v}\nČíslo smlouvy: 2023/118",
+                       "Pacient, rodné číslo {v}, přijat 12. 3. na pokoj 214."],
+    "cn_ric": ["身份证号码：{v}", "Resident identity card {v}, issued in 2015 in Chengdu."],
+    "ro_cnp": ["CNP: {v}\nNumăr contract: 4471",
+               "Codul numeric personal (CNP) {v} apare pe pagina 2."],
+    "ca_sin": ["Social Insurance Number (SIN): {v}\nEmployer: 40 hours a week",
+               "Votre numéro d'assurance sociale (NAS) est le {v}."],
 }
 # Kinds a generic "social security number" / "SSN" template can carry.
 _GENERIC_KINDS = ("gb_nino", "de_idnr", "pl_pesel", "it_codice_fiscale", "fr_nir", "es_dni",
-                  "es_nie", "nl_bsn")
+                  "es_nie", "nl_bsn", "se_personnummer", "fi_hetu", "br_cpf", "ch_ahv", "cn_ric",
+                  "ca_sin")
 
 
 def stdnum_examples(module) -> list:
@@ -343,8 +364,19 @@ def _id_sources():
     from stdnum.it import codicefiscale
     from stdnum.nl import bsn
     from stdnum.pl import pesel
+    from stdnum.be import nn as be_nn
+    from stdnum.br import cpf
+    from stdnum.ca import sin
+    from stdnum.ch import ssn as ch_ssn
+    from stdnum.cn import ric
+    from stdnum.cz import rc
+    from stdnum.fi import hetu
+    from stdnum.no import fodselsnummer
+    from stdnum.ro import cnp
+    from stdnum.se import personnummer
     fakers = {loc: Faker(loc) for loc in ("en_GB", "pl_PL", "it_IT", "fr_FR", "es_ES", "nl_NL",
-                                          "en_IN")}
+                                          "en_IN", "sv_SE", "fi_FI", "no_NO", "nl_BE", "pt_BR",
+                                          "de_CH", "cs_CZ", "zh_CN", "ro_RO", "en_CA")}
 
     def faker(loc, method, layout=None):
         def draw(rng):
@@ -361,11 +393,13 @@ def _id_sources():
                     return layout(value) if layout and rng.random() < 0.5 else value
         return draw
 
-    def aadhaar_faker(rng):
-        while True:  # Faker's numbers mostly fail Verhoeff; keep the ones stdnum accepts
-            value = faker("en_IN", "aadhaar_id", aadhaar.format)(rng)
-            if aadhaar.is_valid(value):
-                return value
+    def accepted_faker(loc, method, module, layout=None):
+        def draw(rng):
+            while True:  # keep the values stdnum accepts (Faker's Aadhaar numbers mostly fail
+                value = faker(loc, method, layout)(rng)  # Verhoeff, its Chinese RICs often)
+                if module.is_valid(value):
+                    return value
+        return draw
 
     def de_document(rng):
         body = rng.choice("LMNPRTVWXY") + "".join(rng.choice("CFGHJKLMNPRTVWXYZ0123456789")
@@ -390,8 +424,23 @@ def _id_sources():
         "nl_bsn": [("faker", faker("nl_NL", "ssn", bsn.format)), ("stdnum_doc", documented(bsn))],
         "gb_nhs": [("stdnum", accepted(nhs, 10, first="456789", layout=nhs.format)),
                    ("stdnum_doc", documented(nhs))],
-        "in_aadhaar": [("faker", aadhaar_faker), ("stdnum_doc", documented(aadhaar))],
+        "in_aadhaar": [("faker", accepted_faker("en_IN", "aadhaar_id", aadhaar, aadhaar.format)),
+                       ("stdnum_doc", documented(aadhaar))],
         "in_pan": [("faker", faker("en_IN", "pan")), ("stdnum_doc", documented(pan))],
+        "se_personnummer": [("faker", faker("sv_SE", "ssn")),
+                            ("stdnum_doc", documented(personnummer))],
+        "fi_hetu": [("faker", faker("fi_FI", "ssn")), ("stdnum_doc", documented(hetu))],
+        "no_fodselsnummer": [("faker", faker("no_NO", "ssn")),
+                             ("stdnum_doc", documented(fodselsnummer))],
+        "be_nn": [("faker", faker("nl_BE", "ssn", be_nn.format)),
+                  ("stdnum_doc", documented(be_nn))],
+        "br_cpf": [("faker", faker("pt_BR", "cpf")), ("stdnum_doc", documented(cpf))],
+        "ch_ahv": [("faker", faker("de_CH", "ssn")), ("stdnum_doc", documented(ch_ssn))],
+        "cz_rodne_cislo": [("faker", faker("cs_CZ", "birth_number")),
+                           ("stdnum_doc", documented(rc))],
+        "cn_ric": [("faker", accepted_faker("zh_CN", "ssn", ric)), ("stdnum_doc", documented(ric))],
+        "ro_cnp": [("faker", faker("ro_RO", "ssn")), ("stdnum_doc", documented(cnp))],
+        "ca_sin": [("faker", faker("en_CA", "ssn")), ("stdnum_doc", documented(sin))],
     }
 
 

@@ -189,7 +189,7 @@ SETS = {"pii": ("pii", pii_set), "pii_presidio_dev": ("pii", _presidio("dev")),
         "pii_presidio_heldout": ("pii", _presidio("heldout")),
         # no direct identifiers at all: words_kept there is the false-replacement rate
         "pii_presidio_clean": ("pii", _presidio("dev", clean=True)),
-        # national ids, 12 formats of 8 countries (values from Faker's locales and python-stdnum),
+        # national ids, 22 formats of 18 countries (values from Faker's locales and python-stdnum),
         # and numbers that name no person (stdnum's documented ISBNs, VAT numbers, ...): words_kept
         # there is the false-replacement rate on ordinary codes
         "pii_national_ids": ("pii", _national_ids), "pii_ordinary_codes": ("pii", _ordinary_codes),

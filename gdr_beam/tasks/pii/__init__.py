@@ -4,7 +4,7 @@ The package, by job:
   structured.py  validated patterns: emails, card numbers (Luhn), IBANs (mod-97), SSNs, IPv4
                  addresses, dates of birth (a cue such as "born" or "DOB" before a date), phones
                  (Google's `phonenumbers` plus a digit-shape regex for short local forms);
-  national_ids.py  national ids (12 formats, 8 countries) by their checksums (python-stdnum),
+  national_ids.py  national ids (22 formats, 18 countries) by their checksums (python-stdnum),
                  with a cue word where the check is weak, and valid fakes of the same kind;
   addresses.py   street addresses: "<number> <words> <street suffix>" with unit, city, state,
                  zip, and the international shapes;

@@ -9,11 +9,16 @@ Personalausweis' letters) is taken only with a cue word near it ("NINO", "BSN", 
 "Personalausweis", or a generic "national ID", "identity number", "social security number"),
 so an order number of the same shape stays. Kinds with a strong check (Steuer-ID: digit rule + check
 digit; PESEL: date + check digit; codice fiscale: letters, date + check letter; NIR: mod-97 key;
-DNI/NIE: the 8 digits + check letter shape) are taken anywhere.
+DNI/NIE: the 8 digits + check letter shape; the birth-date-first layouts of the Nordic,
+Belgian, Czech, Chinese numbers, the dotted CPF and AHV) are taken anywhere; a bare run of
+digits of those lengths again only with a cue.
 
 A fake keeps the kind (so the country), the separators and letter case of the original, what
-the number says of its holder's sex where it says it (PESEL, NIR, codice fiscale), and has a
-valid checksum, so a reader or a validator downstream sees a real-looking number.
+the number says of its holder's sex where it says it (PESEL, NIR, codice fiscale), and passes
+every check the original passes (a 9-digit number valid both as a BSN and as a Canadian SIN
+gets a fake valid as both), so a reader or a validator downstream sees a real-looking number.
+The first twelve kinds have makers of their own; the others take Faker's per-country provider,
+redrawn until stdnum accepts the value.
 """
 
 from __future__ import annotations
@@ -32,6 +37,16 @@ from stdnum.in_ import aadhaar, pan
 from stdnum.it import codicefiscale
 from stdnum.nl import bsn
 from stdnum.pl import pesel
+from stdnum.be import nn as be_nn
+from stdnum.br import cpf
+from stdnum.ca import sin
+from stdnum.ch import ssn as ch_ssn
+from stdnum.cn import ric
+from stdnum.cz import rc
+from stdnum.fi import hetu
+from stdnum.no import fodselsnummer
+from stdnum.ro import cnp
+from stdnum.se import personnummer
 
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -176,6 +191,22 @@ def _make_pan(original: str, rng: random.Random) -> str:
                   + f"{rng.randrange(1, 10000):04d}" + _letters(rng, 1), pan.is_valid)
 
 
+def _from_faker(locale: str, method: str, valid: Callable[[str], bool]):
+    """A maker from Faker's provider of that country's number (the other formats), redrawn
+    until the validator accepts it and, where it can, as long as the original (so the layout
+    of the original fits it; else the fake keeps Faker's own layout)."""
+    def make(original: str, rng: random.Random) -> str:
+        from gdr_beam.tasks.pii.fakes import with_faker  # pylint: disable=import-outside-toplevel
+        fake = ""
+        for _ in range(50):
+            fake = with_faker(rng, lambda f: getattr(f, method)(), locale)
+            if valid(fake) and len(_compact(fake)) == len(original):
+                return _compact(fake)
+        return fake if valid(fake) else _retry(
+            lambda: with_faker(rng, lambda f: getattr(f, method)(), locale), valid)
+    return make
+
+
 # The Personalausweis / Reisepass document number (since Nov 2010): nine characters from an
 # alphabet without vowels and look-alikes, then the ICAO 9303 check digit.
 _DE_DOC = "CFGHJKLMNPRTVWXYZ"
@@ -248,6 +279,43 @@ KINDS: tuple[Kind, ...] = (
          _make_aadhaar, _cue(r"(?i:aadhaa?r|\buidai\b)|\bUID\b")),
     Kind("in_pan", re.compile(_B + r"[A-Z]{5}\d{4}[A-Z]" + _E), pan.is_valid, _make_pan,
          _cue(r"\bPAN\b|(?i:permanent account number)")),
+    # Other countries: the layouts their owners write (birth date first, a separator before the
+    # serial), each checked by stdnum (check digits + date); a bare run of digits of the same
+    # length only with a cue.
+    Kind("se_personnummer", re.compile(_B + r"\d{6}[-+]\d{4}" + _E), personnummer.is_valid,
+         _from_faker("sv_SE", "ssn", personnummer.is_valid)),
+    Kind("se_personnummer", re.compile(_B + r"\d{10}" + _E), personnummer.is_valid,
+         _from_faker("sv_SE", "ssn", personnummer.is_valid), _cue(r"(?i:personnummer)")),
+    Kind("fi_hetu", re.compile(_B + r"\d{6}[-+A-FU-Ya-fu-y]\d{3}[0-9A-Ya-y]" + _E), hetu.is_valid,
+         _from_faker("fi_FI", "ssn", hetu.is_valid)),
+    Kind("no_fodselsnummer", re.compile(_B + r"\d{6} ?\d{5}" + _E), fodselsnummer.is_valid,
+         _from_faker("no_NO", "ssn", fodselsnummer.is_valid)),
+    Kind("be_nn", re.compile(_B + r"\d{2}[. ]\d{2}[. ]\d{2}[- ]\d{3}[. ]\d{2}" + _E),
+         be_nn.is_valid, _from_faker("nl_BE", "ssn", be_nn.is_valid)),
+    Kind("be_nn", re.compile(_B + r"\d{11}" + _E), be_nn.is_valid,
+         _from_faker("nl_BE", "ssn", be_nn.is_valid),
+         _cue(r"\b(?:NISS|INSZ|RRN)\b|(?i:rijksregister|registre national|national number)")),
+    Kind("br_cpf", re.compile(_B + r"\d{3}\.\d{3}\.\d{3}-\d{2}" + _E), cpf.is_valid,
+         _from_faker("pt_BR", "cpf", cpf.is_valid)),
+    Kind("br_cpf", re.compile(_B + r"\d{11}" + _E), cpf.is_valid,
+         _from_faker("pt_BR", "cpf", cpf.is_valid), _cue(r"\bCPF\b")),
+    Kind("ch_ahv", re.compile(_B + r"756\.\d{4}\.\d{4}\.\d{2}" + _E), ch_ssn.is_valid,
+         _from_faker("de_CH", "ssn", ch_ssn.is_valid)),
+    Kind("ch_ahv", re.compile(_B + r"756\d{10}" + _E), ch_ssn.is_valid,
+         _from_faker("de_CH", "ssn", ch_ssn.is_valid), _cue(r"\b(?:AHV|AVS)\b")),
+    Kind("cz_rodne_cislo", re.compile(_B + r"\d{6}/\d{4}" + _E), rc.is_valid,
+         _from_faker("cs_CZ", "birth_number", rc.is_valid)),
+    # Without the slash, or born before 1954 (nine digits, no check digit): with a cue.
+    Kind("cz_rodne_cislo", re.compile(_B + r"(?:\d{6}/\d{3}|\d{9,10})" + _E), rc.is_valid,
+         _from_faker("cs_CZ", "birth_number", rc.is_valid),
+         _cue(r"(?i:rodné číslo|rodne cislo|birth number)|\bRČ\b")),
+    Kind("cn_ric", re.compile(_B + r"\d{17}[\dXx]" + _E), ric.is_valid,
+         _from_faker("zh_CN", "ssn", ric.is_valid)),
+    Kind("ro_cnp", re.compile(_B + r"[1-9]\d{12}" + _E), cnp.is_valid,
+         _from_faker("ro_RO", "ssn", cnp.is_valid), _cue(r"\bCNP\b|(?i:cod numeric personal)")),
+    Kind("ca_sin", re.compile(_B + r"\d{3}[ -]?\d{3}[ -]?\d{3}" + _E), sin.is_valid,
+         _from_faker("en_CA", "ssn", sin.is_valid),
+         _cue(r"\b(?:SIN|NAS)\b|(?i:assurance sociale)")),
 )
 
 
@@ -258,7 +326,8 @@ ID_WORDS = frozenset((
     "Sofinummer", "PESEL", "Codice", "Fiscale", "NIR", "INSEE", "DNI", "NIE", "NIF",
     "Personalausweis", "Personalausweisnummer", "Ausweis", "Ausweisnummer", "Reisepass",
     "Steuer-ID", "Steuer", "Steuer-Identifikationsnummer", "Steueridentifikationsnummer",
-    "Identifikationsnummer", "IdNr", "SSN"))
+    "Identifikationsnummer", "IdNr", "SSN", "Personnummer", "Henkilötunnus", "Fødselsnummer",
+    "CPF", "AHV", "AVS", "CNP", "SIN", "NAS"))
 
 
 def _cued(text: str, start: int, end: int, cue: re.Pattern) -> bool:
@@ -279,18 +348,28 @@ def national_id_spans(text: str) -> list:
     return sorted(out)
 
 
-def kind_of(value: str) -> Optional[Kind]:
-    """The first kind whose shape and check `value` fits (a detected value's own kind)."""
-    return next((k for k in KINDS if k.shape.fullmatch(value) and k.valid(value)), None)
+def kinds_of(value: str) -> list:
+    """The kinds whose shape and check `value` fits (a detected value's own kinds: a 9-digit
+    number can pass both the Dutch BSN's 11-check and the Canadian SIN's Luhn)."""
+    return [k for k in KINDS if k.shape.fullmatch(value) and k.valid(value)]
 
 
 def fake_national_id(value: str, rng: random.Random) -> Optional[str]:
-    """A valid number of the same kind, laid out like `value` (its separators and letter
-    case); None when `value` is no known kind."""
-    kind = kind_of(value)
-    if kind is None:
+    """A number of the same kind, laid out like `value` (its separators and letter case) where
+    the kind's fakes have its length, that passes every check `value` passes (so it is valid
+    for whichever country the text meant); None when `value` is no known kind."""
+    kinds = kinds_of(value)
+    if not kinds:
         return None
-    compact = _compact(value)
-    fake = iter(kind.make(compact.upper(), rng))
-    return "".join((next(fake).lower() if c.islower() else next(fake)) if c.isalnum() else c
-                   for c in value)
+    compact, fake = _compact(value), ""
+    for _ in range(100):
+        made = kinds[0].make(compact.upper(), rng)
+        if len(made) != len(compact):  # a Faker-made fake of another layout: its own
+            fake = made
+        else:
+            chars = iter(made)
+            fake = "".join((next(chars).lower() if c.islower() else next(chars))
+                           if c.isalnum() else c for c in value)
+        if all(k.valid(fake) for k in kinds):
+            break
+    return fake
