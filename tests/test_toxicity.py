@@ -33,6 +33,10 @@ def test_context_decides_targeted_words():
     assert [s.value for s in detect("can't keep up with me &#128540; loser !")] == ["loser"]
     assert [s.value for s in detect("@Chink_19 you ok?")] == []  # a handle is a name
     assert [s.value for s in detect("niggas/bitches")] == ["niggas", "bitches"]  # no URL
+    # a rewrite may keep a mild word ("damn"); "tf" is no leak inside "outfit"
+    task = get_task("toxicity")
+    assert task.review("those damn idiots broke it again", "those damn people broke it again").accepted
+    assert task.review("that bitch broke my outfit tf", "that person broke my outfit").accepted
     assert {s.value.lower() for s in detect("F*CK this, you st00pid b1tch, fuuuck")} >= \
         {"f*ck", "b1tch", "fuuuck"}
     assert [s.category for s in detect("I'm gonna kill you when I see you")] == ["threat"]

@@ -202,7 +202,7 @@ def tokens(text: str) -> list[tuple[int, int, str]]:
 # Words that may stand between an insult and the person noun it qualifies ("stupid white
 # bitch", "ghetto black man", "dumb monkey ass niggas").
 QUALIFIERS = {"white", "black", "brown", "yellow", "asian", "mexican", "thirsty", "creepy",
-               "old", "young", "lil", "little", "ass", "headed", "big", "fat", "ugly", "dirty"}
+               "old", "young", "lil", "little", "ass", "as", "headed", "big", "fat", "ugly", "dirty"}
 
 
 def _vocative(toks: list, i: int, text: str) -> bool:

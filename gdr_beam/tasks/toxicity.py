@@ -75,8 +75,11 @@ def detect(text: str) -> list[Span]:
         if kind:
             category = ("insult" if lex.INSULT_NOUN.fullmatch(norm) else "slur") \
                 if kind == "person" else "profanity"
-        elif norm in {"dick", "dicks"} and text[start].islower():
+        elif norm in {"dick", "dicks"} and (text[start].islower() or (
+                i and toks[i - 1][2] in {"a", "such"})):  # "What a Dick."
             category = "profanity"  # vulgar; "Dick" capitalised is a name ("Dick Whitman")
+            if not text[start].islower():
+                category = "insult"
         elif norm in {"negro", "negroes"} and not (
                 i + 1 < len(toks) and text[toks[i + 1][0]].isupper()):
             category = "slur"  # not a name: "Negro Leagues"
@@ -403,6 +406,12 @@ class ToxicityTask(Task):
 
     def check(self, original, spans, rewrite):
         reason, detail = super().check(original, spans, rewrite)
+        abuse = [s for s in spans if s.category != "mild"]
+        if reason == "leaked_value" and not any(s.value in rewrite for s in abuse):
+            # Only mild words ("damn", "tf") are still there: the fallback rephrases them, but
+            # a rewrite may keep them (tone, not abuse; and "tf" is also in "outfit"). The
+            # other checks again, with them out of the leak test.
+            reason, detail = super().check(original, abuse, rewrite)
         if reason:
             return reason, detail
         left = self.spans(rewrite)
