@@ -335,6 +335,9 @@ _ID_TEMPLATES = {
     "ca_sin": ["Social Insurance Number (SIN): {v}\nEmployer: 40 hours a week",
                "Votre numéro d'assurance sociale (NAS) est le {v}."],
 }
+# No word that names an id: what a detector that needs a cue misses (counted as `:nocue`).
+_NO_CUE_TEMPLATES = ("Applicant {v}, status: approved on 3 May.", "Reference: {v}\nPages: 3",
+                     "Row 14: {v}, checked.")
 # Kinds a generic "social security number" / "SSN" template can carry.
 _GENERIC_KINDS = ("gb_nino", "de_idnr", "pl_pesel", "it_codice_fiscale", "fr_nir", "es_dni",
                   "es_nie", "nl_bsn", "se_personnummer", "fi_hetu", "br_cpf", "ch_ahv", "cn_ric",
@@ -446,7 +449,8 @@ def _id_sources():
 
 def national_id_set(n: int, seed: int) -> list:
     """n examples [(id, text, [Planted])]: one national id each, category
-    `national_id:<kind>:<source>` (source: faker, stdnum, stdnum_doc or ours)."""
+    `national_id:<kind>:<source>` (source: faker, stdnum, stdnum_doc or ours; `:nocue` added
+    for the tenth of the examples whose sentence has no word naming the id)."""
     rng = random.Random(seed)
     sources = _id_sources()
     with open(os.path.join(_raw_dir(), "templates.txt"), encoding="utf-8") as f:
@@ -459,7 +463,11 @@ def national_id_set(n: int, seed: int) -> list:
         source, draw = sources[kind][-1] if i < 2 * len(kinds) else \
             sources[kind][0] if rng.random() < 0.85 else rng.choice(sources[kind])
         value = draw(rng)
-        if kind in _GENERIC_KINDS and rng.random() < 0.15:
+        draw_template = rng.random()
+        if draw_template < 0.1:
+            template = rng.choice(_NO_CUE_TEMPLATES)
+            source += ":nocue"
+        elif kind in _GENERIC_KINDS and draw_template < 0.25:
             template = rng.choice(generic).replace("{{ssn}}", "{v}")
         else:
             template = rng.choice(_ID_TEMPLATES[kind])
