@@ -42,8 +42,8 @@ from gdr_beam.beam import io as gio
 from gdr_beam.beam import survey
 from gdr_beam.beam.handler import JaxModelHandler
 from gdr_beam.beam.dedup import Deduplicate, NearDedupConfig
-from gdr_beam.beam.filters import INPUT_CHECKS, QualityFilter
-from gdr_beam.beam.refine import Refine
+from gdr_beam.beam.filters import INPUT_CHECKS, FilterConfig, QualityFilter
+from gdr_beam.beam.refine import MAX_EXAMPLE_CHARS, Refine
 from gdr_beam.tasks import get_task
 
 flags.DEFINE_string("input", None, "Input path or glob (local, gs://, ...), or tfds://name?split=.")
@@ -71,7 +71,12 @@ flags.DEFINE_string("id_field", "id", "Input field holding the example id (deriv
 flags.DEFINE_string("model", None,
                     "Checkpoint: .gguf or HF safetensors dir, local or gs:// "
                     "(default: the embedded SmolLM2-135M-Instruct).")
-flags.DEFINE_integer("max_new_tokens", 256, "Most tokens generated per example.")
+flags.DEFINE_integer("max_new_tokens", 256, "Upper bound of each prompt's new-token budget "
+                     "(the budget itself comes from the text's length); a longer text is "
+                     "rewritten in segments that each fit it.")
+flags.DEFINE_integer("max_example_chars", MAX_EXAMPLE_CHARS, "The one hard cap on a text's "
+                     "length: a longer one is dropped with reason too_long; any shorter one is "
+                     "refined, split into segments when it is too long for one model reply.")
 flags.DEFINE_float("temperature", 0.7, "Sampling temperature of the first attempt; 0 = greedy. "
                    "Sampling (seeded per example) keeps the fakes diverse: greedy decoding of "
                    "the shipped pii adapter reuses a few fake values.")
@@ -109,6 +114,7 @@ class RefineJob:
     id_field: str = "id"
     model: Optional[str] = None
     max_new_tokens: int = 256
+    max_example_chars: int = MAX_EXAMPLE_CHARS
     temperature: float = 0.7
     seed: int = 0
     max_batch_tokens: int = 8192
@@ -250,13 +256,16 @@ def build(pipeline, job: RefineJob, started_at: Optional[float] = None):
         task = get_task(job.task)
     # Cheap input checks first (control characters, loops, length): such a text is dropped
     # with its reason before it takes a generation slot. The output checks stay after.
-    checked = read.records | "InputChecks" >> QualityFilter(INPUT_CHECKS, what="input")
+    # The length bound is max_example_chars on both sides: long texts are refined in segments.
+    checked = read.records | "InputChecks" >> QualityFilter(
+        dataclasses.replace(INPUT_CHECKS, max_chars=job.max_example_chars), what="input")
     # ReadRecords has already normalised the records to `id` and `text`.
     refine = checked.kept | "Refine" >> Refine(
         task, job.model, model_handler=handler, text_field="text", id_field="id",
         max_new_tokens=job.max_new_tokens, seed=job.seed, max_retries=job.max_retries,
-        retry_temperature=job.retry_temperature)
-    filtered = refine.refined | "QualityFilter" >> QualityFilter()
+        retry_temperature=job.retry_temperature, max_example_chars=job.max_example_chars)
+    filtered = refine.refined | "QualityFilter" >> QualityFilter(
+        FilterConfig(max_chars=job.max_example_chars))
     kept = filtered.kept
     all_filtered = ((checked.dropped, filtered.dropped)
                     | "AllFiltered" >> beam.Flatten())
@@ -351,6 +360,11 @@ def summary(report: dict, job: RefineJob) -> str:
     config = report.get("config", {})
     lines.append(f"  model: {config.get('model') or 'embedded SmolLM2-135M-Instruct'}, "
                  f"adapter: {config.get('adapter') or 'none'}")
+    segmented = report.get("segmented") or {}
+    if segmented.get("outputs"):
+        lines.append(f"  {segmented['outputs']} long texts refined in {segmented['segments']} "
+                     "segments (" + ", ".join(f"{v} {n}" for v, n in
+                                               segmented["segments_by_verdict"].items()) + ")")
     for stage, reasons in report["dead_letters_by_stage"].items():
         lines.append(f"  dead letters at {stage}: "
                      + ", ".join(f"{r} {n}" for r, n in reasons.items()))

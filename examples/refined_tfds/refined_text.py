@@ -24,9 +24,10 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 # The output contract of gdr-beam: every refined example has these string fields.
-# `fallback_reasons` came in 1.1.0; outputs written before it read as "" there.
+# `fallback_reasons` came in 1.1.0, `segments` in 1.2.0; outputs written before a field
+# existed read as "" there.
 CONTRACT_FIELDS = ("id", "text", "original_sha256", "task", "model", "verdict", "changes",
-                   "fallback_reasons")
+                   "fallback_reasons", "segments")
 
 
 @dataclasses.dataclass
@@ -38,9 +39,10 @@ class RefinedTextConfig(tfds.core.BuilderConfig):
 class RefinedText(tfds.core.GeneratorBasedBuilder):
     """Refined texts with their provenance; pass-through fields kept as one JSON string."""
 
-    VERSION = tfds.core.Version("1.1.0")
+    VERSION = tfds.core.Version("1.2.0")
     RELEASE_NOTES = {"1.0.0": "First version: contract fields, num_changes, metadata.",
-                     "1.1.0": "fallback_reasons: why the model's rewrites were not used."}
+                     "1.1.0": "fallback_reasons: why the model's rewrites were not used.",
+                     "1.2.0": "segments: how a text too long for one reply was refined."}
     BUILDER_CONFIGS = [
         RefinedTextConfig(name="all", description="Every refined example."),
         # A fallback means the model's rewrite was rejected and the task's rule-based fallback

@@ -554,8 +554,8 @@ class WriteRefined(beam.PTransform):
     """Refined records -> TFDS dataset in `output_dir`; outputs `files` and `dead_letter`.
 
     Each record needs a string `id` and `text`; the other contract fields (original_sha256,
-    task, model, verdict, changes, fallback_reasons) are written as "" when absent (`changes`
-    and `fallback_reasons` may also be lists, stored as JSON). Pass-through fields are typed from all records (see _PlanFn). A record
+    task, model, verdict, changes, fallback_reasons, segments) are written as "" when absent
+    (the JSON-list fields may also be lists, stored as JSON). Pass-through fields are typed from all records (see _PlanFn). A record
     that cannot be written is a `write` dead letter. With `num_shards` None the count is
     derived from the estimated data size (`target_shard_bytes` per shard), so it too depends
     only on the input. Shards of an earlier run with another shard count are deleted.

@@ -36,11 +36,13 @@ STAGES = ("read", "prompt", "generate", "verify", "filter", "dedup", "write")
 # Fields every refined output example carries, all strings. `changes` and `fallback_reasons`
 # are JSON lists: the replaced spans, and for a `fallback` the verifier's reason code for each
 # model attempt that failed (in attempt order; ["model_skipped"] when the task makes no model
-# pass, see Task.use_model; [] for other verdicts). Outputs written before
-# `fallback_reasons` existed lack it: read a missing or empty value as [] (`json_list`).
+# pass, see Task.use_model; [] for other verdicts). `segments` is [] unless the text was too
+# long for one model reply: then one {"start", "end", "verdict"} per segment it was refined in
+# (original offsets; verdict rewritten / unchanged / fallback). Outputs written before a field
+# existed lack it: read a missing or empty value as [] (`json_list`).
 OUTPUT_FIELDS = ("id", "text", "original_sha256", "task", "model", "verdict", "changes",
-                 "fallback_reasons")
-JSON_LIST_FIELDS = ("changes", "fallback_reasons")
+                 "fallback_reasons", "segments")
+JSON_LIST_FIELDS = ("changes", "fallback_reasons", "segments")
 VERDICTS = ("rewritten", "unchanged", "fallback", "rejected")
 KINDS = ("bool", "int", "float", "str", "bytes")
 

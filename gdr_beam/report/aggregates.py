@@ -7,7 +7,8 @@ it gathers, each exact over the whole run unless said otherwise:
 
   inputs read, dead letters by stage/reason, filtered/deduplicated by reason
   written outputs by verdict, replaced values by category (`changes`), the verifier's failure
-    reasons of the fallbacks (`fallback_reasons`), text lengths        (from the shards on disk)
+    reasons of the fallbacks (`fallback_reasons`), text lengths, long texts refined in
+    segments and each segment's verdict (`segments`)                  (from the shards on disk)
   text lengths of the inputs                                           (from the records read)
   samples per verdict and a diversity sample: the k records with the smallest hash of their
     id, so deterministic and spread over the dataset                   (bounded, not exact)
@@ -104,7 +105,10 @@ def count_written(path):
             categories = tuple(str(c.get("category", "")) for c in json_list(string("changes"))
                                if isinstance(c, Mapping))
             reasons = tuple(str(r) for r in json_list(string("fallback_reasons")))
-            yield "written", (string("verdict"), categories, reasons, len(string("text")))
+            segments = tuple(str(s.get("verdict", "")) for s in json_list(string("segments"))
+                             if isinstance(s, Mapping))
+            yield "written", (string("verdict"), categories, reasons, len(string("text")),
+                              segments)
 
 
 # --- The combine ------------------------------------------------------------------------------
@@ -124,6 +128,7 @@ class ReportFn(beam.CombineFn):
         return {"records": 0, "read_dead": 0, "written": {}, "refined": {}, "dead": {},
                 "filtered": {}, "deduplicated": {}, "corrupt_output": 0,
                 "categories": {}, "reasons": {}, "last_reasons": {},
+                "segmented": 0, "segment_verdicts": {},
                 "len_inputs": [0] * buckets, "len_outputs": [0] * buckets,
                 "chars_inputs": 0, "chars_outputs": 0,
                 "samples": {}, "dead_samples": {}, "diversity": []}
@@ -135,8 +140,12 @@ class ReportFn(beam.CombineFn):
             acc["len_inputs"][length_bucket(value)] += 1
             acc["chars_inputs"] += value
         elif kind == "written":
-            verdict, categories, reasons, length = value
+            verdict, categories, reasons, length, segments = value
             _inc(acc["written"], verdict)
+            if segments:
+                acc["segmented"] += 1
+                for segment_verdict in segments:
+                    _inc(acc["segment_verdicts"], segment_verdict)
             for category in categories:
                 _inc(acc["categories"], category)
             for reason in reasons:
@@ -174,12 +183,12 @@ class ReportFn(beam.CombineFn):
         out = self.create_accumulator()
         for acc in accumulators:
             for name in ("records", "read_dead", "corrupt_output", "chars_inputs",
-                         "chars_outputs"):
+                         "chars_outputs", "segmented"):
                 out[name] += acc[name]
             for name in ("len_inputs", "len_outputs"):
                 out[name] = [a + b for a, b in zip(out[name], acc[name])]
             for name in ("written", "refined", "dead", "filtered", "deduplicated",
-                         "categories", "reasons", "last_reasons"):
+                         "categories", "reasons", "last_reasons", "segment_verdicts"):
                 for key, n in acc[name].items():
                     _inc(out[name], key, n)
             for name, k in (("samples", self._k), ("dead_samples", self._dead_k)):
@@ -268,6 +277,12 @@ def build_report(acc: Mapping, originals: Mapping[str, str], *, config: Mapping,
         "filtered_by_reason": dict(sorted(acc["filtered"].items())),
         "deduplicated_by_reason": dict(sorted(acc["deduplicated"].items())),
         "replaced_by_category": _by_count(acc["categories"]),
+        # Texts too long for one model reply, refined in segments (an output's `segments`).
+        "segmented": {
+            "outputs": acc["segmented"],
+            "segments": sum(acc["segment_verdicts"].values()),
+            "segments_by_verdict": dict(sorted(acc["segment_verdicts"].items())),
+        },
         "verifier_failures": {
             # Why the model's attempts were not used, over the fallback outputs: every failed
             # attempt's reason, and the last attempt's (the one the fallback replaced).

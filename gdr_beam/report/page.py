@@ -142,6 +142,16 @@ def _charts(report: Mapping) -> list:
         f"The verifier's reasons for the failed model attempts of the "
         f"{failures.get('fallbacks', 0)} fallback outputs (each attempt counted; "
         f"`fallback_reasons`)."))
+    segmented = report.get("segmented") or {}
+    if segmented.get("outputs"):
+        by_verdict = segmented.get("segments_by_verdict", {})
+        figures.append(_figure(
+            "segments", "Long texts refined in segments",
+            charts.bar_chart(_by_count(by_verdict), "segments by verdict",
+                             colors=charts.VERDICT_COLORS),
+            f"{segmented['outputs']} outputs were too long for one model reply and were "
+            f"refined in {segmented.get('segments', 0)} segments; each segment's verdict "
+            f"(an output is `fallback` when any of its segments fell back; `segments`)."))
     lengths = report.get("text_length")
     if lengths:
         figures.append(_figure(

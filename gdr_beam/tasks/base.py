@@ -223,6 +223,9 @@ class Task(abc.ABC):
     # A faithful task's rewrite may change nothing but the detected values (and what agrees
     # with them): every other edit fails as `content_changed` (see tasks/alignment.py).
     faithful: bool = False
+    # How a text too long for one model reply is split (segmentation.py): "prose" at
+    # paragraphs, lines, sentences; "code" at top-level blocks, then lines.
+    text_kind: str = "prose"
 
     @abc.abstractmethod
     def messages(self, text: str, feedback: Optional[str] = None) -> list[dict]:

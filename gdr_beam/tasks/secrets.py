@@ -298,6 +298,7 @@ class SecretsTask(Task):
     # re-measures it). There is no secrets adapter yet; set True when one passes.
     use_model = False
     min_words_kept = 0.8  # code: nearly every identifier must stay
+    text_kind = "code"  # a long file is split at top-level blocks, then lines
 
     def messages(self, text: str, feedback: Optional[str] = None) -> list[dict]:
         return few_shot_messages(SYSTEM, "Code", EXAMPLE_IN, EXAMPLE_OUT, text, RETRY, feedback)
