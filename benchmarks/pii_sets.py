@@ -122,41 +122,27 @@ def _secondary(rng: random.Random) -> str:
         rng.randrange(1, 400))
 
 
-def presidio_set(n: int, seed: int, split: str = "dev", clean: bool = False) -> list:
-    """n examples [(id, text, [Planted])] of the `presidio` set's `split`. With `clean`, only
-    the templates without a direct identifier (cities, countries, organisations, jobs, ages,
-    bare street names): every word an anonymiser changes there is a false replacement."""
-    from faker import Faker  # only for cards, IBANs, SSNs, IPs (counted apart)
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}")
-    rng = random.Random(seed)
-    fake = Faker("en_US")
-    fake.seed_instance(seed)
-    records, templates = _records(split), _templates(split)
-    with open(os.path.join(_raw_dir(), "companies_and_organizations.csv"),
-              encoding="utf-8") as f:
-        orgs = [ln.strip() for ln in f][1:]
-    # Only templates that hold at least one direct identifier: the rest test precision, which
-    # `words_kept` already measures on every example.
-    direct = ("person", "name", "first_name", "last_name", "address", "phone_number", "email",
-              "credit_card_number", "iban", "ssn", "ip_address", "url", "building_number",
-              "date_of_birth", "us_driver_license")
-    if clean:  # precision: only templates without a direct identifier slot
-        templates = [t for t in templates if not any("{{" + k in t for k in direct)]
-    else:
-        templates = [t for t in templates if any("{{" + k in t for k in direct)]
-    out = []
-    for i in range(n):
-        template = templates[i % len(templates)] if i < len(templates) else \
-            rng.choice(templates)
-        planted: list = []
-        person = rng.choice(records)
+class _Filler:
+    """Fills presidio-evaluator templates from the identity records, planting what it fills."""
+
+    def __init__(self, split: str, seed: int):
+        from faker import Faker  # only for cards, IBANs, SSNs, IPs (counted apart)
+        self.rng = random.Random(seed)
+        self.fake = Faker("en_US")
+        self.fake.seed_instance(seed)
+        self.records = _records(split)
+        with open(os.path.join(_raw_dir(), "companies_and_organizations.csv"),
+                  encoding="utf-8") as f:
+            self.orgs = [ln.strip() for ln in f][1:]
+
+    def fill(self, template: str, person: dict, planted: list) -> str:
+        """The template with its slots filled; `person` is the main person (the first name
+        slot, and the e-mail, address and URL slots, so an e-mail can match the name, as in
+        real text); later name slots are other people."""
+        rng, records = self.rng, self.records
         used_person = [False]
 
         def rec(gender=None):
-            # The first name slot of a template is the main person (so an e-mail slot can
-            # match the name, as in real text); later slots are other people.
-            nonlocal person
             if not used_person[0] and (gender is None or person["Gender"] == gender):
                 used_person[0] = True
                 return person
@@ -218,7 +204,7 @@ def presidio_set(n: int, seed: int, split: str = "dev", clean: bool = False) -> 
                 planted.append(Planted(person["Domain"], "url"))
                 return value
             if base == "organization":
-                return rng.choice(orgs)
+                return rng.choice(self.orgs)
             if base == "job":
                 return rng.choice(records)["Occupation"].lower()
             if base in ("nationality", "nation_woman", "nation_plural"):
@@ -230,14 +216,14 @@ def presidio_set(n: int, seed: int, split: str = "dev", clean: bool = False) -> 
             if base == "day_of_week":
                 return rng.choice(["Monday", "Tuesday", "Friday"])
             if base == "date_time":
-                return fake.date_time_this_decade().strftime("%d/%m/%Y %H:%M")
+                return self.fake.date_time_this_decade().strftime("%d/%m/%Y %H:%M")
             if base == "date_of_birth":
                 value = person["Birthday"]
                 planted.append(Planted(value, "date_of_birth"))
                 return value
             if base in _FAKER_VALUES:
                 category, make = _FAKER_VALUES[base]
-                value = make(fake)
+                value = make(self.fake)
                 planted.append(Planted(value, category + ":faker"))
                 return value
             if base == "us_driver_license":
@@ -247,6 +233,7 @@ def presidio_set(n: int, seed: int, split: str = "dev", clean: bool = False) -> 
             return m.group(0)
 
         text = re.sub(r"\{\{(\w+)\}\}", fill, template)
+
         # "12 Main" when a building number precedes a street name, else the bare street name
         # (a quasi-identifier, not planted).
         def street(m):
@@ -260,8 +247,84 @@ def presidio_set(n: int, seed: int, split: str = "dev", clean: bool = False) -> 
                 return value
             return name
         text = re.sub(r"(\x00BN\x00 )?\x00SN\x00", street, text)
-        text = text.replace("\x00BN\x00", str(rng.randrange(1, 300)))
+        return text.replace("\x00BN\x00", str(rng.randrange(1, 300)))
+
+
+# Only templates that hold at least one direct identifier: the rest test precision, which
+# `words_kept` already measures on every example.
+_DIRECT = ("person", "name", "first_name", "last_name", "address", "phone_number", "email",
+           "credit_card_number", "iban", "ssn", "ip_address", "url", "building_number",
+           "date_of_birth", "us_driver_license")
+
+
+def _split_templates(split: str, clean: bool) -> list:
+    templates = _templates(split)
+    if clean:  # precision: only templates without a direct identifier slot
+        return [t for t in templates if not any("{{" + k in t for k in _DIRECT)]
+    return [t for t in templates if any("{{" + k in t for k in _DIRECT)]
+
+
+def presidio_set(n: int, seed: int, split: str = "dev", clean: bool = False) -> list:
+    """n examples [(id, text, [Planted])] of the `presidio` set's `split`. With `clean`, only
+    the templates without a direct identifier (cities, countries, organisations, jobs, ages,
+    bare street names): every word an anonymiser changes there is a false replacement."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}")
+    filler = _Filler(split, seed)
+    rng = filler.rng
+    templates = _split_templates(split, clean)
+    out = []
+    for i in range(n):
+        template = templates[i % len(templates)] if i < len(templates) else \
+            rng.choice(templates)
+        planted: list = []
+        person = rng.choice(filler.records)
+        text = filler.fill(template, person, planted)
         out.append((f"pe-{split}{'-clean' if clean else ''}-{i:04d}", text, planted))
+    return out
+
+
+def long_set(n: int, seed: int, split: str = "dev", min_words: int = 500,
+             max_words: int = 5000) -> list:
+    """n long documents [(id, text, [Planted])] of min_words..max_words words (log-uniform):
+    letters, threads and reports whose paragraphs are the `split`'s templates (with and
+    without identifiers) filled around one main person, so the same name, e-mail, address and
+    birthday recur from the first paragraph to the last, as in a real case file."""
+    import math
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}")
+    filler = _Filler(split, seed)
+    rng = filler.rng
+    with_ids, clean = _split_templates(split, False), _split_templates(split, True)
+    out = []
+    for i in range(n):
+        target = int(math.exp(rng.uniform(math.log(min_words), math.log(max_words))))
+        person = rng.choice(filler.records)
+        planted: list = []
+        genre = ("letter", "thread", "report")[i % 3]
+        paragraphs, words = [], 0
+        while words < target:
+            sentences = [filler.fill(rng.choice(with_ids if rng.random() < 0.5 else clean),
+                                     person, planted).strip()
+                         for _ in range(rng.randrange(3, 8))]
+            # Sentences end as sentences do: a template without end punctuation gets a period.
+            paragraph = " ".join(s if s[-1:] in ".!?" else s + "." for s in sentences if s)
+            if genre == "thread":
+                paragraph = f"On {rng.choice(['Monday', 'Tuesday', 'Friday'])}, " \
+                    f"{person['GivenName']} wrote:\n> " + paragraph.replace("\n", "\n> ")
+            paragraphs.append(paragraph)
+            words += len(paragraph.split())
+        name = f"{person['GivenName']} {person['Surname']}"
+        if genre == "letter":
+            paragraphs = [f"Dear {name},"] + paragraphs + [f"Yours sincerely,\n{name}"]
+            planted += [Name(name), Name(name)]
+        elif genre == "report":
+            paragraphs = [f"Case report: {name}"] + paragraphs
+            planted.append(Name(name))
+        # Each value once per document: a name that survives anywhere leaks that person,
+        # however often the document mentions them.
+        unique = {(str(v), v.category): v for v in planted}
+        out.append((f"long-{split}-{i:04d}", "\n\n".join(paragraphs), list(unique.values())))
     return out
 
 

@@ -45,6 +45,7 @@ _PARSER.add_argument("--tasks", default="pii,secrets,toxicity")
 _PARSER.add_argument("--n_pii", type=int, default=100)
 _PARSER.add_argument("--n_secrets", type=int, default=40)
 _PARSER.add_argument("--n_toxicity", type=int, default=40)
+_PARSER.add_argument("--n_long", type=int, default=6, help="Documents per long-document set.")
 _PARSER.add_argument("--model", default=None, help="Checkpoint (default: embedded SmolLM2).")
 _PARSER.add_argument("--max_new_tokens", type=int, default=160)
 _PARSER.add_argument("--max_retries", type=int, default=1)
@@ -175,6 +176,13 @@ def _ordinary_codes(n, seed):
     return ordinary_codes_set(n, seed)
 
 
+def _long(split):
+    def build(n, seed):
+        from pii_sets import long_set  # noqa: E402  (a sibling module)
+        return long_set(n, seed, split)
+    return build
+
+
 def _presidio(split, clean=False):
     def build(n, seed):
         from pii_sets import presidio_set  # noqa: E402  (a sibling module)
@@ -193,6 +201,10 @@ SETS = {"pii": ("pii", pii_set), "pii_presidio_dev": ("pii", _presidio("dev")),
         # and numbers that name no person (stdnum's documented ISBNs, VAT numbers, ...): words_kept
         # there is the false-replacement rate on ordinary codes
         "pii_national_ids": ("pii", _national_ids), "pii_ordinary_codes": ("pii", _ordinary_codes),
+        # 500-5,000-word letters, threads and reports of the same templates around one
+        # person: long documents, refined in segments (issue 14)
+        "pii_long_dev": ("pii_long", _long("dev")),
+        "pii_long_heldout": ("pii_long", _long("heldout")),
         "secrets": ("secrets", secrets_set), "toxicity": ("toxicity", toxicity_set)}
 
 
@@ -290,6 +302,7 @@ def score(examples, outputs: dict, task: str) -> dict:
     texts_out = [outputs[rid][0] for rid, _, _ in emitted]
     return {
         "examples": len(examples), "emitted": len(emitted),
+        **_long_figures(emitted, outputs),
         "planted_values": planted_total,
         "leak_rate": round(leaked / planted_total, 4) if planted_total else 0.0,
         "clean_examples": round(clean / len(emitted), 4) if emitted else None,
@@ -309,6 +322,48 @@ def score(examples, outputs: dict, task: str) -> dict:
                       "gzip_ratio": [_compression(texts_in), _compression(texts_out)],
                       "_order": "[original, refined]"},
     }
+
+
+def _long_figures(emitted, outputs: dict) -> dict:
+    """For outputs with `changes` (ours): examples refined in segments, the share whose text
+    holds a model rewrite (a segment or the whole text `rewritten`), and consistency: of the
+    planted values that occur more than once, the share whose occurrences all got one and the
+    same replacement (read from `changes`, in original offsets; a kept occurrence counts as a
+    different replacement)."""
+    if not emitted or len(outputs[emitted[0][0]]) < 4:
+        return {}
+    segmented = touched = repeated = consistent = 0
+    for rid, text, planted in emitted:
+        _, verdict, changes, segments = outputs[rid]
+        segmented += bool(segments)
+        touched += verdict == "rewritten" or any(s["verdict"] == "rewritten" for s in segments)
+        for value in set(map(str, planted)):
+            where = [m.start() for m in re.finditer(re.escape(value), text)]
+            if len(where) < 2:
+                continue
+            repeated += 1
+            got = {_replaced(text, pos, pos + len(value), changes) for pos in where}
+            consistent += len(got) == 1 and None not in got
+    return {"segmented_examples": segmented,
+            "with_model_rewrite_share": round(touched / len(emitted), 4),
+            "repeated_values": repeated,
+            "consistency": round(consistent / repeated, 4) if repeated else None}
+
+
+def _replaced(text: str, start: int, end: int, changes) -> str:
+    """What text[start:end] became by `changes` (original offsets); None when it was kept."""
+    touching = sorted((c for c in changes if c["start"] < end and start < c["end"]),
+                      key=lambda c: c["start"])
+    if not touching:
+        return None
+    if all(start <= c["start"] and c["end"] <= end for c in touching):
+        pieces, pos = [], start
+        for c in touching:
+            pieces += [text[pos:c["start"]], c["replacement"]]
+            pos = c["end"]
+        return "".join(pieces) + text[pos:end]
+    # A change reaching past the value ("Dr. Laura Chen,"): its replacement, edges trimmed.
+    return " ".join(c["replacement"] for c in touching).strip(" \t\n.,;:!?\"'()[]")
 
 
 # --- the two systems ----------------------------------------------------------------------------
@@ -334,7 +389,9 @@ def run_gdr(task: str, examples, args, tmp: str, set_name: str = "") -> tuple:
     seconds = time.perf_counter() - t0
     outputs = {}
     for ex in tfds.as_numpy(tfds.builder_from_directory(out_dir).as_dataset(split="train")):
-        outputs[ex["id"].decode()] = (ex["text"].decode(), ex["verdict"].decode())
+        outputs[ex["id"].decode()] = (ex["text"].decode(), ex["verdict"].decode(),
+                                      json.loads(ex["changes"].decode() or "[]"),
+                                      json.loads(ex["segments"].decode() or "[]"))
     dead = {}  # failures (dead_letters/) and drops on purpose (dropped/), by stage/reason
     for p in glob.glob(os.path.join(out_dir, "dead_letters", "*.jsonl")) + glob.glob(
             os.path.join(out_dir, "dropped", "*.jsonl")):
@@ -354,7 +411,7 @@ def run_fallback(task: str, examples, args) -> tuple:
     outputs = {}
     for rid, text, _ in examples:
         v = t.fallback(rid, text, args.seed)
-        outputs[rid] = (v.text, v.verdict)
+        outputs[rid] = (v.text, v.verdict, list(v.changes), [])
     return outputs, {"seconds": round(time.perf_counter() - t0, 1), "mode": "fallback_only"}
 
 
@@ -377,7 +434,8 @@ def run_presidio(examples) -> tuple:
 
 def main():
     args = _PARSER.parse_args()
-    sizes = {"pii": args.n_pii, "secrets": args.n_secrets, "toxicity": args.n_toxicity}
+    sizes = {"pii": args.n_pii, "secrets": args.n_secrets, "toxicity": args.n_toxicity,
+             "pii_long": args.n_long}
     result = {"model": args.model or "embedded SmolLM2-135M-Instruct (GGUF)",
               "max_new_tokens": args.max_new_tokens, "max_retries": args.max_retries,
               "seed": args.seed, "tasks": {}}
@@ -391,6 +449,7 @@ def main():
                 raise SystemExit(f"unknown set {set_name!r}; known: {', '.join(SETS)}")
             task, build = SETS[set_name]
             examples = build(sizes[task], args.seed)
+            task = task.replace("_long", "")  # pii_long: the pii task, its own size
             # The peer first: it takes seconds, so a broken peer fails the run before the
             # long job, not after it.
             presidio_out, presidio_info = run_presidio(examples)
