@@ -332,19 +332,24 @@ def _long_figures(emitted, outputs: dict) -> dict:
     different replacement)."""
     if not emitted or len(outputs[emitted[0][0]]) < 4:
         return {}
-    segmented = touched = repeated = consistent = 0
+    segmented = touched = repeated = consistent = segments_total = segments_rewritten = 0
     for rid, text, planted in emitted:
         _, verdict, changes, segments = outputs[rid]
         segmented += bool(segments)
+        segments_total += len(segments)
+        segments_rewritten += sum(s["verdict"] == "rewritten" for s in segments)
         touched += verdict == "rewritten" or any(s["verdict"] == "rewritten" for s in segments)
         for value in set(map(str, planted)):
-            where = [m.start() for m in re.finditer(re.escape(value), text)]
+            where = [m.start() for m in re.finditer(r"(?<!\w)" + re.escape(value) + r"(?!\w)",
+                                                    text)]
             if len(where) < 2:
                 continue
             repeated += 1
             got = {_replaced(text, pos, pos + len(value), changes) for pos in where}
             consistent += len(got) == 1 and None not in got
-    return {"segmented_examples": segmented,
+    return {"segmented_examples": segmented, "segments": segments_total,
+            "segments_rewritten_share": round(segments_rewritten / segments_total, 4)
+            if segments_total else None,
             "with_model_rewrite_share": round(touched / len(emitted), 4),
             "repeated_values": repeated,
             "consistency": round(consistent / repeated, 4) if repeated else None}
@@ -362,7 +367,14 @@ def _replaced(text: str, start: int, end: int, changes) -> str:
             pieces += [text[pos:c["start"]], c["replacement"]]
             pos = c["end"]
         return "".join(pieces) + text[pos:end]
-    # A change reaching past the value ("Dr. Laura Chen,"): its replacement, edges trimmed.
+    if len(touching) == 1:
+        # A change reaching past the value ("Laura" inside "Laura Chen" -> "Maya Torres"):
+        # the value's words of the replacement, when the two align word for word.
+        c = touching[0]
+        old, new = text[c["start"]:c["end"]].split(), c["replacement"].split()
+        first = len(text[c["start"]:start].split())
+        if len(old) == len(new) and text[start - 1:start].isspace() | (start == c["start"]):
+            return " ".join(new[first:first + len(text[start:end].split())])
     return " ".join(c["replacement"] for c in touching).strip(" \t\n.,;:!?\"'()[]")
 
 

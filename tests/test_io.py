@@ -75,7 +75,9 @@ def refined(i, **extra):
             "task": "pii", "model": "tiny", "verdict": verdict,
             "changes": json.dumps([{"start": i, "end": i + 1}]),
             "fallback_reasons": json.dumps(["truncated", "leaked_value"]
-                                           if verdict == "fallback" else []), **extra}
+                                           if verdict == "fallback" else []),
+            "segments": json.dumps([{"start": 0, "end": 5, "verdict": verdict}] if i % 5 == 1
+                                   else []), **extra}
 
 
 # --- records.py -------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from gdr_beam.tasks.pii.gazetteers import first_name_genders
 from gdr_beam.tasks.pii.names import TITLE_BEFORE
 
 _INITIAL = re.compile(r"[A-Z]\.")
+_POSSESSIVE = re.compile(r"(.+?)(['\u2019]s?)")
 
 
 def _plain(word: str) -> str:
@@ -89,6 +90,14 @@ class IdentityMap:
         self._used.add(value.lower())
         return value
 
+    def _name_word(self, token: str) -> str:
+        """A name word's fake, a possessive kept outside it: "Chen's" -> "Torres's", the
+        same person as "Chen"."""
+        m = _POSSESSIVE.fullmatch(token)
+        if m and m.group(1) in self._tokens:
+            return self.person_token(m.group(1)) + m.group(2)
+        return self.person_token(token)
+
     def person_token(self, token: str) -> str:
         if token not in self._tokens:
             rng = self._rng("person\x00" + token)
@@ -110,7 +119,7 @@ class IdentityMap:
         if span.category == "person":
             if span.value in self._fixed_people:
                 return self._fixed_people[span.value]
-            return " ".join(self.person_token(t) for t in span.value.split())
+            return " ".join(self._name_word(t) for t in span.value.split())
         key = (span.category, span.value)
         if key not in self._values:
             derived = self._derived(span)
