@@ -284,12 +284,23 @@ def presidio_set(n: int, seed: int, split: str = "dev", clean: bool = False) -> 
     return out
 
 
+def _draw(pools, rng: random.Random) -> str:
+    """A template, with and without identifiers alike often, none twice before all were used."""
+    side = 0 if rng.random() < 0.5 else 1
+    if not pools[side]:
+        pools[side].extend(rng.sample(pools[2 + side], len(pools[2 + side])))
+    return pools[side].pop()
+
+
 def long_set(n: int, seed: int, split: str = "dev", min_words: int = 500,
-             max_words: int = 5000) -> list:
+             max_words: int = 2000) -> list:
     """n long documents [(id, text, [Planted])] of min_words..max_words words (log-uniform):
     letters, threads and reports whose paragraphs are the `split`'s templates (with and
     without identifiers) filled around one main person, so the same name, e-mail, address and
-    birthday recur from the first paragraph to the last, as in a real case file."""
+    birthday recur from the first paragraph to the last, as in a real case file. A document
+    draws its templates without replacement (the job's repetition filter rightly drops a text
+    that says the same sentences again and again); a split has ~105 templates, ~2,000 words,
+    hence max_words."""
     import math
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}")
@@ -302,10 +313,10 @@ def long_set(n: int, seed: int, split: str = "dev", min_words: int = 500,
         person = rng.choice(filler.records)
         planted: list = []
         genre = ("letter", "thread", "report")[i % 3]
+        pools = ([], [], with_ids, clean)  # what is left of each pool, then the pools
         paragraphs, words = [], 0
         while words < target:
-            sentences = [filler.fill(rng.choice(with_ids if rng.random() < 0.5 else clean),
-                                     person, planted).strip()
+            sentences = [filler.fill(_draw(pools, rng), person, planted).strip()
                          for _ in range(rng.randrange(3, 8))]
             # Sentences end as sentences do: a template without end punctuation gets a period.
             paragraph = " ".join(s if s[-1:] in ".!?" else s + "." for s in sentences if s)
