@@ -5,13 +5,15 @@ valid fakes. The checksums are python-stdnum's (a maintained library of these fo
 number is taken only when its check digit is right. Precision first: a kind whose validator is
 weak or absent (UK National Insurance numbers have no check digit; a Dutch BSN's 11-check
 passes one random 9-digit number in 11; Aadhaar's Verhoeff digit one in 10; PAN's and the
-Personalausweis' letters) is taken only with a cue word near it ("NINO", "BSN", "Aadhaar",
-"Personalausweis", or a generic "national ID", "identity number", "social security number"),
-so an order number of the same shape stays. Kinds with a strong check (Steuer-ID: digit rule + check
-digit; PESEL: date + check digit; codice fiscale: letters, date + check letter; NIR: mod-97 key;
-DNI/NIE: the 8 digits + check letter shape; the birth-date-first layouts of the Nordic,
-Belgian, Czech, Chinese numbers, the dotted CPF and AHV) are taken anywhere; a bare run of
-digits of those lengths again only with a cue.
+Personalausweis' letters; the Canadian SIN's Luhn) is taken only with a cue word near it
+("NINO", "BSN", "Aadhaar", "Personalausweis", or a generic "national ID", "identity number",
+"social security number"), so an order number of the same shape stays. Kinds with a strong
+check are taken anywhere: Steuer-ID (digit rule + check digit), PESEL (date + check digit),
+codice fiscale (letters, date + check letter), NIR (mod-97 key), DNI/NIE (8 digits + check
+letter), Norwegian fødselsnummer (date + two check digits), and the written layouts of the
+Swedish, Finnish, Belgian, Czech and Chinese numbers (birth date first), the dotted CPF and
+AHV; the same numbers as a bare run of digits (and the Romanian CNP, 13 digits like an EAN)
+only with a cue.
 
 A fake keeps the kind (so the country), the separators and letter case of the original, what
 the number says of its holder's sex where it says it (PESEL, NIR, codice fiscale), and passes
