@@ -12,7 +12,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import gdr_beam
 from gdr_beam.adapt import LoraConfig, TrainConfig, Trainer, apply_adapter_file, init_adapter, \
     lora_forward, merge_adapter, save_adapter
 from gdr_beam.adapt import data, forward
@@ -25,8 +24,8 @@ SHORT_REPLY = "Ann Miller lives here."
 
 
 @pytest.fixture(scope="module")
-def model():
-    return gdr_beam.load_model(dtype="float32")
+def model(embedded_model):
+    return embedded_model  # one load for the session (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +209,14 @@ def test_load_model_with_adapter_round_trip(model, tmp_path):
     adapter = _random_adapter(cfg, lora, seed=5)
     save_adapter(str(tmp_path), adapter, lora, {"kind": "lora"})
     assert os.path.getsize(tmp_path / "adapter.safetensors") < 5e6
-    adapted = gdr_beam.load_model(dtype="float32", adapter=str(tmp_path))
+    # Loaded the way the Beam handler (and so `pipelines.refine --adapter`) loads it: the
+    # handler calls load_model(adapter=...) and caches the result apart from the plain model.
+    # Default dtype (float32 on CPU) on both, so only the adapter tells the two apart, and the
+    # plain one is the model the pipeline tests of this process load anyway.
+    from gdr_beam.beam.handler import JaxModelHandler
+    adapted = JaxModelHandler(adapter=str(tmp_path)).load_model()
+    assert adapted.dtype == jnp.float32
+    assert adapted is not JaxModelHandler().load_model()
     expect = merge_adapter(model.params, adapter, cfg, lora)
     jax.tree_util.tree_map(
         lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6),
@@ -218,12 +224,6 @@ def test_load_model_with_adapter_round_trip(model, tmp_path):
     ids = model.encode("Call Laura at 555-0199.")
     np.testing.assert_allclose(adapted.logits(ids), _logits(cfg, model.params, ids, adapter, lora),
                                atol=2e-3, rtol=1e-3)
-    # The Beam handler (and so `pipelines.refine --adapter`) loads the same merged weights,
-    # cached apart from the plain model.
-    from gdr_beam.beam.handler import JaxModelHandler
-    served = JaxModelHandler(adapter=str(tmp_path), dtype="float32").load_model()
-    assert served is not JaxModelHandler(dtype="float32").load_model()
-    np.testing.assert_allclose(served.logits(ids), adapted.logits(ids), atol=1e-5)
     bad = {"layer_0.q": {"a": np.zeros((3, 4), np.float32), "b": np.zeros((4, 576))}}
     save_adapter(str(tmp_path / "bad"), bad, lora)
     with pytest.raises(ValueError, match="shapes"):  # what load_model(adapter=bad) calls

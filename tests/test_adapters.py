@@ -43,7 +43,7 @@ def test_shipped_adapters_are_small_and_packaged():
         assert '"adapters/*/*"' in f.read()
 
 
-def test_shipped_pii_adapter_refines_where_the_base_model_fails():
+def test_shipped_pii_adapter_refines_where_the_base_model_fails(embedded_model):
     task = get_task("pii")
     examples = list(pii_examples(10, 4242, "eval_fresh"))
 
@@ -57,8 +57,10 @@ def test_shipped_pii_adapter_refines_where_the_base_model_fails():
                       and not any(v in review.accepted.text for v in e["planted"]))
         return ok
 
-    base = passes(gdr_beam.load_model(dtype="float32"))
-    adapted = passes(gdr_beam.load_model(dtype="float32", adapter="shipped:pii"))
+    base = passes(embedded_model)
+    # Loaded as the job loads it (the handler calls load_model(adapter="shipped:pii")), so the
+    # pipeline tests of this process reuse this copy instead of loading their own.
+    adapted = passes(gdr_beam.JaxModelHandler(adapter="shipped:pii").load_model())
     # Measured on a larger set by benchmarks/adapt_quality.py; here a floor a broken or
     # missing merge cannot reach (the base model passes about none of them).
     assert sum(adapted) >= 6 and sum(adapted) > sum(base), (base, adapted)

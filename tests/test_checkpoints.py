@@ -25,10 +25,8 @@ def embedded():
 
 
 @pytest.fixture(scope="module")
-def hf_embedded():
-    directory, name = os.path.split(checkpoints.default_model_path())
-    return transformers.AutoModelForCausalLM.from_pretrained(directory, gguf_file=name,
-                                                             dtype=torch.float32)
+def hf_embedded(hf_reference_model):
+    return hf_reference_model  # HF's own reading of the same file (tests/conftest.py)
 
 
 def test_embedded_config_and_shapes(embedded):
@@ -193,10 +191,9 @@ def _tiny_hf_model(kind, dtype=torch.float32):
     return model.to(dtype).eval()
 
 
-def _save_with_tokenizer(model, directory, **kwargs):
+def _save_with_tokenizer(model, directory, tokenizer, **kwargs):
     model.save_pretrained(directory, **kwargs)
-    d, name = os.path.split(checkpoints.default_model_path())
-    transformers.AutoTokenizer.from_pretrained(d, gguf_file=name).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
 
 
 @pytest.mark.parametrize("kind,dtype,shard", [
@@ -204,10 +201,10 @@ def _save_with_tokenizer(model, directory, **kwargs):
     ("qwen2", torch.float32, "2MB"),
     ("llama3", torch.bfloat16, None),
 ])
-def test_safetensors_dir_matches_hf_model(tmp_path, kind, dtype, shard):
+def test_safetensors_dir_matches_hf_model(tmp_path, kind, dtype, shard, hf_reference_tokenizer):
     model = _tiny_hf_model(kind, dtype)
     kwargs = {"max_shard_size": shard} if shard else {}
-    _save_with_tokenizer(model, tmp_path, **kwargs)
+    _save_with_tokenizer(model, tmp_path, hf_reference_tokenizer, **kwargs)
     if shard:
         assert (tmp_path / "model.safetensors.index.json").exists()
     ours = gdr_beam.load_model(str(tmp_path), dtype="float32")

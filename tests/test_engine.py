@@ -2,16 +2,11 @@
 same GGUF. Both dequantise with the `gguf` package; everything after that (layout, Q/K
 un-permutation, RoPE, attention, norms, head) is computed independently."""
 
-import os
-
 import numpy as np
 import pytest
 
-import gdr_beam
-from gdr_beam.model import checkpoints
-
 torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("transformers")
 
 LONG_TEXT = " ".join(
     f"Line {i}: the quick brown fox number {i * 7 % 13} jumps over the lazy dog near "
@@ -32,19 +27,13 @@ PROMPTS = [
 
 
 @pytest.fixture(scope="module")
-def model():
-    return gdr_beam.load_model(dtype="float32")
+def model(embedded_model):
+    return embedded_model  # one load for the session (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
-def reference():
-    path = checkpoints.default_model_path()
-    directory, name = os.path.split(path)
-    torch.manual_seed(0)
-    hf = transformers.AutoModelForCausalLM.from_pretrained(
-        directory, gguf_file=name, dtype=torch.float32)
-    hf.eval()
-    return hf
+def reference(hf_reference_model):
+    return hf_reference_model  # HF transformers reading the same GGUF (tests/conftest.py)
 
 
 def _chat(model, text):

@@ -308,11 +308,19 @@ def test_same_seed_same_output(run_once):
 
 
 class _FailsOn(JaxModelHandler):
-    """The real handler, except that a batch holding a given id raises (a worker fault)."""
+    """The real handler, except that a batch holding a given id raises (a worker fault), and
+    every request weighs the whole token budget, so it makes a batch of its own. (The budget
+    itself stays the default: the handler then reuses the model this process already loaded.)"""
 
     def __init__(self, bad_id, **kwargs):
         super().__init__(**kwargs)
         self._bad_id = bad_id
+
+    def batch_elements_kwargs(self):
+        return dict(super().batch_elements_kwargs(), element_size_fn=self._whole_budget)
+
+    def _whole_budget(self, _):
+        return self.max_batch_tokens
 
     def run_inference(self, batch, model, inference_args=None):
         if any(r.id == self._bad_id for r in batch):
@@ -322,7 +330,7 @@ class _FailsOn(JaxModelHandler):
 
 def test_failing_batch_becomes_dead_letters():
     records = [{"id": "a", "text": "Hello there."}, {"id": "bad", "text": "Hi again."}]
-    handler = _FailsOn("bad", max_new_tokens=8, max_batch_tokens=1)  # one request per batch
+    handler = _FailsOn("bad", max_new_tokens=8)  # one request per batch
     outputs, dead = _collect(lambda p: p | beam.Create(records)
                              | Refine(model_handler=handler, max_new_tokens=8))
     assert [o["id"] for o in outputs] == ["a"]
@@ -332,8 +340,9 @@ def test_failing_batch_becomes_dead_letters():
 
 def test_handler_under_keyed_model_handler():
     handler = JaxModelHandler(max_new_tokens=8)
-    from gdr_beam.engine import load_tokenizer
-    tok = load_tokenizer()
+    # The model this process already loaded (the handlers' shared table), so its tokenizer
+    # costs no second read of the checkpoint; RunInference below loads the same one.
+    tok = handler.load_model().tokenizer
     prompt = tok.apply_chat_template([{"role": "user", "content": "Say hi."}])
     request = GenerationRequest("k1", prompt, len(tok.encode(prompt)), example_seed(0, "k1"))
     with tempfile.TemporaryDirectory() as tmp:

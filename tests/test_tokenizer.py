@@ -1,12 +1,10 @@
 """Our tokenizer (built from the GGUF's own metadata) against an independent one: HF
 transformers' GGUF tokenizer converter, on a corpus of tricky strings."""
 
-import os
 import re
 
 import pytest
 
-from gdr_beam.model import checkpoints
 from gdr_beam.model.tokenizer import PRE_TOKENIZER_REGEXES, Tokenizer
 
 transformers = pytest.importorskip("transformers")
@@ -35,14 +33,15 @@ CORPUS = [
 
 
 @pytest.fixture(scope="module")
-def ours():
-    return Tokenizer.from_gguf(checkpoints.default_model_path())
+def ours(embedded_model):
+    # load_model's tokenizer is Tokenizer.from_gguf of the embedded file; the session's copy
+    # saves another parse of the GGUF metadata, seconds each (tests/conftest.py).
+    return embedded_model.tokenizer
 
 
 @pytest.fixture(scope="module")
-def reference():
-    directory, name = os.path.split(checkpoints.default_model_path())
-    return transformers.AutoTokenizer.from_pretrained(directory, gguf_file=name)
+def reference(hf_reference_tokenizer):
+    return hf_reference_tokenizer  # HF's converter on the same GGUF (tests/conftest.py)
 
 
 @pytest.mark.parametrize("text", CORPUS)
