@@ -276,7 +276,9 @@ def test_fuzz_malformed_records(tmp_path):
                 if raw.strip()]
 
     out = str(tmp_path / "out")
-    report = run_job(str(path), out, "--num_shards=3")
+    # No retries: what this checks is decided at read; a retry stage would only cost its
+    # set-up (the retry path: the sample run above and tests/test_refine.py).
+    report = run_job(str(path), out, "--num_shards=3", "--max_retries=0")
 
     builder, outputs = load_outputs(out)
     dead = load_dead(out)
@@ -334,7 +336,7 @@ def test_corrupt_tfrecord_input(tmp_path):
     path.write_bytes(bytes(data))
 
     out = str(tmp_path / "out")
-    report = run_job(str(path), out)
+    report = run_job(str(path), out, "--max_retries=0")  # decided at read, as above
     _, outputs = load_outputs(out)
     dead = load_dead(out)
     assert sorted(e["id"].decode() for e in outputs) == ["t-1", "t-2"]

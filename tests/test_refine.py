@@ -331,8 +331,8 @@ class _FailsOn(JaxModelHandler):
 def test_failing_batch_becomes_dead_letters():
     records = [{"id": "a", "text": "Hello there."}, {"id": "bad", "text": "Hi again."}]
     handler = _FailsOn("bad", max_new_tokens=8)  # one request per batch
-    outputs, dead = _collect(lambda p: p | beam.Create(records)
-                             | Refine(model_handler=handler, max_new_tokens=8))
+    outputs, dead = _collect(lambda p: p | beam.Create(records)  # no retry stage: not the point
+                             | Refine(model_handler=handler, max_new_tokens=8, max_retries=0))
     assert [o["id"] for o in outputs] == ["a"]
     assert [(d.id, d.stage, d.reason) for d in dead] == [("bad", "generate", "inference_error")]
     assert "simulated failure on bad" in dead[0].detail
