@@ -329,10 +329,11 @@ def _long_figures(emitted, outputs: dict) -> dict:
     holds a model rewrite (a segment or the whole text `rewritten`), and consistency: of the
     planted values that occur more than once, the share whose occurrences all got one and the
     same replacement (read from `changes`, in original offsets; a kept occurrence counts as a
-    different replacement)."""
+    different replacement), and the same ignoring kept occurrences (those are leaks)."""
     if not emitted or len(outputs[emitted[0][0]]) < 4:
         return {}
     segmented = touched = repeated = consistent = segments_total = segments_rewritten = 0
+    replaced_consistent = 0
     for rid, text, planted in emitted:
         _, verdict, changes, segments = outputs[rid]
         segmented += bool(segments)
@@ -347,12 +348,16 @@ def _long_figures(emitted, outputs: dict) -> dict:
             repeated += 1
             got = {_replaced(text, pos, pos + len(value), changes) for pos in where}
             consistent += len(got) == 1 and None not in got
+            # Of the occurrences that were replaced at all (a kept one is a leak, counted there).
+            replaced_consistent += len(got - {None}) <= 1
     return {"segmented_examples": segmented, "segments": segments_total,
             "segments_rewritten_share": round(segments_rewritten / segments_total, 4)
             if segments_total else None,
             "with_model_rewrite_share": round(touched / len(emitted), 4),
             "repeated_values": repeated,
-            "consistency": round(consistent / repeated, 4) if repeated else None}
+            "consistency": round(consistent / repeated, 4) if repeated else None,
+            "consistency_of_replacements": round(replaced_consistent / repeated, 4)
+            if repeated else None}
 
 
 def _replaced(text: str, start: int, end: int, changes) -> str:
