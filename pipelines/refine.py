@@ -43,7 +43,7 @@ from gdr_beam.beam import survey
 from gdr_beam.beam.handler import JaxModelHandler
 from gdr_beam.beam.dedup import Deduplicate, NearDedupConfig
 from gdr_beam.beam.filters import INPUT_CHECKS, FilterConfig, QualityFilter
-from gdr_beam.beam.refine import MAX_EXAMPLE_CHARS, Refine
+from gdr_beam.beam.refine import DEFAULT_SEGMENT_TOKENS, MAX_EXAMPLE_CHARS, Refine
 from gdr_beam.tasks import get_task
 
 flags.DEFINE_string("input", None, "Input path or glob (local, gs://, ...), or tfds://name?split=.")
@@ -74,6 +74,10 @@ flags.DEFINE_string("model", None,
 flags.DEFINE_integer("max_new_tokens", 256, "Upper bound of each prompt's new-token budget "
                      "(the budget itself comes from the text's length); a longer text is "
                      "rewritten in segments that each fit it.")
+flags.DEFINE_integer("segment_tokens", None, "Most text tokens per model prompt: a longer "
+                     "text is rewritten in segments at paragraph/sentence boundaries and "
+                     f"reassembled (default {DEFAULT_SEGMENT_TOKENS}, what the embedded model "
+                     "rewrites best; a larger model may take more).")
 flags.DEFINE_integer("max_example_chars", MAX_EXAMPLE_CHARS, "The one hard cap on a text's "
                      "length: a longer one is dropped with reason too_long; any shorter one is "
                      "refined, split into segments when it is too long for one model reply.")
@@ -115,6 +119,7 @@ class RefineJob:
     model: Optional[str] = None
     max_new_tokens: int = 256
     max_example_chars: int = MAX_EXAMPLE_CHARS
+    segment_tokens: Optional[int] = None
     temperature: float = 0.7
     seed: int = 0
     max_batch_tokens: int = 8192
@@ -263,7 +268,8 @@ def build(pipeline, job: RefineJob, started_at: Optional[float] = None):
     refine = checked.kept | "Refine" >> Refine(
         task, job.model, model_handler=handler, text_field="text", id_field="id",
         max_new_tokens=job.max_new_tokens, seed=job.seed, max_retries=job.max_retries,
-        retry_temperature=job.retry_temperature, max_example_chars=job.max_example_chars)
+        retry_temperature=job.retry_temperature, max_example_chars=job.max_example_chars,
+        segment_tokens=job.segment_tokens)
     filtered = refine.refined | "QualityFilter" >> QualityFilter(
         FilterConfig(max_chars=job.max_example_chars))
     kept = filtered.kept
