@@ -30,6 +30,7 @@ errors, so every input ends as exactly one refined record or one dead letter:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -155,6 +156,17 @@ class _Normalize(beam.DoFn):
                         _raw_payload(raw))
 
 
+@functools.lru_cache(maxsize=4)
+def tokenizer_and_context(model_path: Optional[str]):
+    """(tokenizer, context length) of a checkpoint, read once per process: the segment stage
+    and every attempt's prompt stage need them, and each read of a GGUF's vocabulary costs
+    seconds of CPU."""
+    from gdr_beam.engine import load_tokenizer
+    from gdr_beam.model import checkpoints
+    path = model_path or checkpoints.default_model_path()
+    return load_tokenizer(path), checkpoints.load_config(path).max_position_embeddings
+
+
 class _Segment(beam.DoFn):
     """record -> the record itself, or, for a text too long to rewrite in one reply, its
     segment records (to the main output, for prompt/generate/verify) and (id, record) to
@@ -168,11 +180,7 @@ class _Segment(beam.DoFn):
         self._max_example_chars, self._segment_tokens = max_example_chars, segment_tokens
 
     def setup(self):
-        from gdr_beam.engine import load_tokenizer
-        from gdr_beam.model import checkpoints
-        path = self._model_path or checkpoints.default_model_path()
-        self._tokenizer = load_tokenizer(path)
-        context = checkpoints.load_config(path).max_position_embeddings
+        self._tokenizer, context = tokenizer_and_context(self._model_path)
         self._task_obj = get_task(self._task)
         self._limit = segment_limit(
             len(self._tokenizer.encode(self._tokenizer.apply_chat_template(
@@ -241,11 +249,7 @@ class _BuildPrompt(beam.DoFn):
         self._budget = budget
 
     def setup(self):
-        from gdr_beam.engine import load_tokenizer
-        from gdr_beam.model import checkpoints
-        path = self._model_path or checkpoints.default_model_path()
-        self._tokenizer = load_tokenizer(path)
-        self._context = checkpoints.load_config(path).max_position_embeddings
+        self._tokenizer, self._context = tokenizer_and_context(self._model_path)
         self._task_obj = get_task(self._task)
 
     def process(self, element):
