@@ -127,3 +127,15 @@ def test_national_ids_win_over_cards_phones_and_keep_ssn():
     found = {(s.category, s.value) for s in detect(text, names=False)}
     assert found == {("national_id", "1 41 58 68 344 978 91"), ("national_id", "44051401359"),
                      ("ssn", "536-90-4399")}
+
+
+def test_verifier_wants_a_valid_id_from_the_model():
+    from gdr_beam.tasks import get_task
+    task = get_task("pii")
+    text = "Mi DNI es 12345678Z, gracias por la ayuda."
+    assert dni.is_valid("12345678Z") and not dni.is_valid("87654321A")
+    bad = task.review(text, text.replace("12345678Z", "87654321A"))
+    assert bad.accepted is None and bad.reason == "invalid_fake"
+    fake = task.fallback("p", text, 0).text  # the fallback's own fake is a valid DNI
+    good = task.review(text, fake)
+    assert good.reason != "invalid_fake" and dni.is_valid(re.search(r"\d{8}[A-Z]", fake).group())

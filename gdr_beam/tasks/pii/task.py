@@ -12,6 +12,7 @@ from gdr_beam.tasks.pii.detect import detect
 from gdr_beam.tasks.pii.fakes import fake_value
 from gdr_beam.tasks.pii.gazetteers import first_names, last_names
 from gdr_beam.tasks.pii.identities import IdentityMap
+from gdr_beam.tasks.pii.national_ids import kinds_of
 
 
 SYSTEM = (
@@ -23,6 +24,8 @@ SYSTEM = (
     "rewritten text only.")
 EXAMPLE_IN = "Hi, I'm Laura Chen, call me at (415) 555-0199 or mail laura.chen@gmail.com."
 EXAMPLE_OUT = "Hi, I'm Maya Torres, call me at (312) 555-0147 or mail maya.torres@outlook.com."
+# Word-level diffs carry the punctuation beside a value.
+_EDGE = " \t\n.,;:!?\"'()[]"
 RETRY = ("Your previous rewrite was rejected: {feedback}. Rewrite the text again. Replace the "
          "personal information with fake values, keep every other word.")
 # spaCy pipelines tried in order for names; GDR_SPACY_MODEL names another.
@@ -45,7 +48,9 @@ class PiiTask(Task):
         reason, detail = super().check(original, spans, rewrite)
         if reason:
             return reason, detail
-        return _coherence(original, diff_changes(original, rewrite, spans))
+        changes = diff_changes(original, rewrite, spans)
+        reason, detail = _coherence(original, changes)
+        return (reason, detail) if reason else _valid_ids(original, changes)
 
     def missed_identifier(self, old: str, new: str) -> bool:
         """A name the detectors vetoed or missed: every word of `old` is a known first name or
@@ -67,6 +72,21 @@ class PiiTask(Task):
         return Verification("fallback", text, changes, reason)
 
 
+def _valid_ids(original: str, changes) -> tuple[str, str]:
+    """A national id's replacement must be a valid id of the same kind (checksum included), as
+    the fallback's fakes are: a model that writes 11 random digits for a PESEL breaks the
+    data's format."""
+    for c in changes:
+        if "national_id" not in c["category"].split("+"):
+            continue
+        old, new = original[c["start"]:c["end"]].strip(_EDGE), c["replacement"].strip(_EDGE)
+        kinds = kinds_of(old)
+        if kinds and not set(kinds) & set(kinds_of(new)):
+            return "invalid_fake", (f"a national id ({kinds[0].name}) was replaced by a value "
+                                    "that is not a valid one of its kind")
+    return "", ""
+
+
 def _coherence(original: str, changes) -> tuple[str, str]:
     """A rewrite's replacements must be an identity map: two different values never share one
     fake, and one value never gets two different fakes."""
@@ -74,8 +94,7 @@ def _coherence(original: str, changes) -> tuple[str, str]:
     for c in changes:
         if c["category"] == "model":
             continue
-        edge = " \t\n.,;:!?\"'()[]"  # word-level diffs carry the punctuation beside a value
-        old, new = original[c["start"]:c["end"]].strip(edge), c["replacement"].strip(edge)
+        old, new = original[c["start"]:c["end"]].strip(_EDGE), c["replacement"].strip(_EDGE)
         fakes.setdefault(old, set()).add(new)
     for old, news in fakes.items():
         if len(news) > 1:
