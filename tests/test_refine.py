@@ -163,9 +163,7 @@ def test_rewrite_budget_follows_the_example_and_caps():
     assert request.max_new_tokens == budget.tokens(tokens, 256) < 256
     # Without a budget rule every example gets max_new_tokens, as before.
     fixed = _BuildPrompt("pii", None, 256, 0, budget=None)
-    # What setup() loaded (tokenizer, context length: two reads of the checkpoint's metadata,
-    # seconds each), taken from the instance set up above instead of read again.
-    fixed.__dict__.update({k: v for k, v in vars(prompt).items() if k not in vars(fixed)})
+    fixed.setup()  # cheap: the tokenizer is read once per process (tokenizer_and_context)
     (_, request), = fixed.process({"id": "a", "text": "word " * 50})
     assert request.max_new_tokens == 256
     # A request's own budget weighs its batch share, capped at the handler's max_new_tokens.
