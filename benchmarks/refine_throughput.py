@@ -11,8 +11,9 @@ The workload is what the job asks of the model, not a synthetic decode loop:
   * greedy decoding.
 
 Engines, each in its own subprocess, one after the other, on the same prompt token ids:
-  gdr-beam   `LanguageModel.generate_ids` over all documents in one call (the engine cuts
-             batches by the job's rule, max_batch_tokens=--max_batch_tokens), prefix cache on;
+  gdr-beam   `LanguageModel.generate_ids` over all documents in one call (continuous
+             batching: a pool of decode slots within max_batch_tokens=--max_batch_tokens,
+             refilled as rows finish), prefix cache on;
              timed twice: `cold` includes XLA compilation, `warm` is the same call again
              (a job compiles once and runs for hours; the warm figure is its steady state).
              With --no_prefix_engine also a warm run with the prefix cache off.
@@ -179,7 +180,8 @@ def _run_jax(work, model_path):
         runs[name] = {"seconds": seconds, "outputs": out, "decode_slots": stats.decode_slots,
                       "useful_slots": stats.useful_slots,
                       "prefill_tokens": stats.prefill_tokens + stats.prefix_tokens,
-                      "prefix_reused_tokens": stats.prefix_reused_tokens}
+                      "prefix_reused_tokens": stats.prefix_reused_tokens,
+                      "admissions": stats.admissions, "repacks": stats.repacks}
     return {"engine": "gdr-beam JAX " + jax.__version__, "device": str(jax.devices()[0]),
             "dtype": model.dtype.name, "runs": runs}
 
@@ -290,7 +292,7 @@ def _summary(run, docs, budgets):
            "useful_output_tokens": useful_tokens,
            "rows_at_budget": sum(len(o) >= b for o, b in zip(run["outputs"], budgets)),
            "useful_slot_share": round(run["useful_slots"] / max(run["decode_slots"], 1), 3)}
-    for key in ("prefill_tokens", "prefix_reused_tokens"):
+    for key in ("prefill_tokens", "prefix_reused_tokens", "admissions", "repacks"):
         if key in run:
             out[key] = run[key]
     return out

@@ -18,12 +18,21 @@ have cut itself from the same prompts. Before this rule was shared, the handler 
 prompt + max_new_tokens per request and the engine padded prompt tokens only: the job's
 26-row batches ran as 32-row programs and the job lost ~20% to padding.
 
+The engine serves the rows of a call from a pool of decode slots (continuous batching,
+gdr_beam/generate.py) of `pool_rows` rows, refilling a slot as soon as its row finishes. A pool
+can only refill from the prompts of its own call, so the handler hands the engine
+`POOLS_PER_CALL` engine batches' worth of requests per RunInference batch (`call_weight`).
+
 Pure Python on purpose: the launcher and BatchElements import it without JAX.
 """
 
 from __future__ import annotations
 
 MIN_PROMPT_BUCKET = 32
+# Engine batches' worth of requests per engine call (one RunInference batch): when rows finish,
+# their slots are refilled from the call's waiting prompts, and with one batch's worth there
+# would be none waiting. Four keeps the pool full for all but the call's last rows.
+POOLS_PER_CALL = 4
 # Row counts a batch is padded to: 1, 2, 4, 8, then multiples of 8. Finer than powers of two
 # (a 26-row budget runs 24 rows, not 16), coarse enough that a call compiles few programs.
 _ROW_MULTIPLE = 8
@@ -123,3 +132,22 @@ def plan_batches(lengths, max_new_tokens, max_batch_tokens: int,
         batches.append([i])
         longest, largest = lengths[i], budgets[i]
     return batches
+
+
+def row_bucket_below(n: int) -> int:
+    """The largest row bucket < n (n >= 2): the next smaller pool when rows drain."""
+    return _row_bucket_floor(n - 1)
+
+
+def pool_rows(length: int, max_batch_tokens: int, max_batch_size: int) -> int:
+    """Decode slots of a pool whose KV cache holds `length` slots per row (the largest
+    `row_tokens` of its rows): a row bucket with rows x length <= max_batch_tokens, as
+    rows_per_batch; at least 2 (XLA CPU's matrix-vector path is slow, and a second row costs
+    almost nothing)."""
+    fit = min(max_batch_size, max_batch_tokens // length)
+    return max(_row_bucket_floor(max(fit, 1)), min(2, max_batch_size))
+
+
+def call_weight(max_batch_tokens: int) -> int:
+    """The weight of one RunInference batch (request weights summed, see request_weight)."""
+    return POOLS_PER_CALL * max_batch_tokens

@@ -145,6 +145,33 @@ def test_prefix_cache_is_exact(model):
         sampler.prefix_cache = True
 
 
+def test_slot_refill_keeps_rows_apart(model):
+    """Five prompts through a pool of two slots, budgets from 1 to 40: freed slots are
+    refilled mid-call, and every prompt's greedy output equals the one from a pool that holds
+    all five at once, and alone; sampled, each row's output depends on its seed only, not on
+    which rows shared the pool or when it got a slot."""
+    from gdr_beam.generate import SamplingParams
+    prompts = [model.encode(_chat(model, p)) for p in PROMPTS[2:7]]
+    budgets = [40, 2, 17, 1, 30]  # prompt 0 has the largest row: every call below, one shape
+    together = model.generate_ids(prompts, max_new_tokens=budgets)
+    sampler = model.sampler
+    sampler.max_batch_size, admissions = 2, sampler.stats.admissions
+    try:
+        two = model.generate_ids(prompts, max_new_tokens=budgets)
+        assert sampler.stats.admissions - admissions >= 4  # slots were refilled, one by one
+        alone = model.generate_ids(prompts[:1], max_new_tokens=budgets[:1])
+        sampling = SamplingParams(temperature=1.0)
+        sampled = model.generate_ids(prompts, max_new_tokens=budgets, sampling=sampling,
+                                     seed=[5, 6, 7, 8, 9])
+        some = model.generate_ids(prompts[::2], max_new_tokens=budgets[::2], sampling=sampling,
+                                  seed=[5, 7, 9])
+    finally:
+        sampler.max_batch_size = 32
+    assert two == together and alone == together[:1]
+    assert some == sampled[::2] and sampled != two
+    assert [len(t) for t in two][1:4:2] == [2, 1]  # short budgets ended their rows
+
+
 def test_sampling_depends_on_seed_not_batch(model):
     prompts = [_chat(model, "Write a sentence about the sea."), _chat(model, "Name a colour.")]
     kwargs = dict(max_new_tokens=16, temperature=1.0, top_k=50, top_p=0.95)

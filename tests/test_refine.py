@@ -115,10 +115,11 @@ def test_batches_never_exceed_token_budget():
     with beam.Pipeline() as p:
         batches = (p | beam.Create(requests)
                    | beam.BatchElements(**handler.batch_elements_kwargs()))
-        # Over budget only as a batch of one (a request heavier than the budget on its own).
-        over = batches | beam.Filter(lambda b: sum(r.num_tokens + 16 for r in b) > 200)
-        assert_that(over | beam.Map(lambda b: [r.num_tokens for r in b]),
-                    equal_to([[190]] * 3))
+        # A batch weighs at most POOLS_PER_CALL engine batches (the engine refills its pool of
+        # decode slots from it), counted in request weights.
+        over = batches | beam.Filter(
+            lambda b: sum(map(handler.element_weight, b)) > batching.call_weight(200))
+        assert_that(over, equal_to([]))
         assert_that(batches | beam.Map(len) | beam.CombineGlobally(sum),
                     equal_to([len(requests)]), label="all")
     # 80 prompt tokens pad to 96, plus 32 new-token slots: 128, so one fits in 200 and takes it.
@@ -131,8 +132,8 @@ def test_batches_never_exceed_token_budget():
 
 
 def test_handler_batches_are_the_engine_batches():
-    """Requests of similar length reach the engine in batches it runs as one program each,
-    with no padding rows: the handler and the engine share one batching rule."""
+    """Requests of similar length reach the engine POOLS_PER_CALL engine batches at a time, each
+    a full pool of rows with no padding rows: the handler and the engine share one rule."""
     max_new, budget, max_rows = 48, 8192, 32
     handler = JaxModelHandler(max_new_tokens=max_new, max_batch_tokens=budget,
                               max_batch_size=max_rows)
@@ -146,10 +147,9 @@ def test_handler_batches_are_the_engine_batches():
                    | beam.Map(lambda b: [r.num_tokens for r in b]))
         plans = lengths | beam.Map(
             lambda ls: batching.plan_batches(ls, max_new, budget, max_rows))
-        assert_that(plans | "programs" >> beam.Map(len), equal_to([1] * 5),
-                    label="one_program_each")
-        assert_that(lengths | "rows" >> beam.Map(len), equal_to([24, 24, 24, 24, 4]),
-                    label="full")
+        assert_that(plans | "programs" >> beam.Map(len), equal_to([4, 1]),
+                    label="pools_per_call")
+        assert_that(lengths | "rows" >> beam.Map(len), equal_to([4 * 24, 4]), label="full")
 
 
 def test_rewrite_budget_follows_the_example_and_caps():

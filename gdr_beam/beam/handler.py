@@ -11,9 +11,11 @@ processes wants (one model per GPU, not one per process).
 Batching: by tokens, not examples, with the engine's own rule (`gdr_beam.batching`). A request
 weighs its share of an engine batch: max_batch_tokens / the rows the engine fits in one batch
 of requests like it (padded prompt + its new-token budget's slots per row), never less than its
-own padded KV-cache tokens. A batch never weighs more than `max_batch_tokens`, so a batch of
-long prompts holds fewer of them, and requests of similar length arrive in exactly the batches
-the engine would cut itself: no padding rows, no second program per batch.
+own padded KV-cache tokens. A RunInference batch weighs at most `POOLS_PER_CALL` x
+`max_batch_tokens` (`batching.call_weight`): the engine serves it from one pool of decode slots
+of at most max_batch_tokens, refilling each slot from the batch's waiting requests as soon as
+its row finishes, so a batch of long prompts holds fewer of them and the pool stays full until
+the batch's last rows.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from gdr_beam.adapters import adapter_path
-from gdr_beam.batching import request_weight
+from gdr_beam.batching import call_weight, request_weight
 
 NAMESPACE = "gdr"
 _LOADED: dict = {}  # (path, adapter, dtypes, batch limits) -> LanguageModel, per process
@@ -102,8 +104,8 @@ class JaxModelHandler(ModelHandler[GenerationRequest, PredictionResult, Any]):
       override them per pipeline, but not raise max_new_tokens above the handler's, since batch
       weights are computed from it before inference_args are seen. max_new_tokens is also the
       upper bound of every request's own budget (`GenerationRequest.max_new_tokens`).
-    max_batch_tokens, max_batch_size: the batch budget (also handed to the engine, which keeps
-      its padded batches within it).
+    max_batch_tokens, max_batch_size: the engine's batch budget (its pool of decode slots
+      stays within it); a RunInference batch carries batching.POOLS_PER_CALL times as much.
     """
 
     def __init__(self, model_path: Optional[str] = None, *, adapter: Optional[str] = None,
@@ -204,8 +206,9 @@ class JaxModelHandler(ModelHandler[GenerationRequest, PredictionResult, Any]):
         # element_size_fn, and min = max makes that sum a hard cap (the adaptive estimator
         # never picks another). A request heavier than the whole budget forms a batch of its
         # own. length_fn/bucket_boundaries only act on the streaming (stateful) path; in batch
-        # the engine already sorts a batch by length and pads to length buckets.
-        return {"min_batch_size": self.max_batch_tokens, "max_batch_size": self.max_batch_tokens,
+        # the engine already orders a call's rows by size and pads to length buckets.
+        weight = call_weight(self.max_batch_tokens)
+        return {"min_batch_size": weight, "max_batch_size": weight,
                 "element_size_fn": self.element_weight}
 
     def get_num_bytes(self, batch: Sequence[GenerationRequest]) -> int:
