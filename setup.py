@@ -70,5 +70,8 @@ setuptools.setup(
                  "alt-profanity-check>=1.5"],
         # Submitting to Dataflow needs Beam's GCP clients on the launching machine.
         "dataflow": ["apache-beam[gcp]"],
+        # benchmarks/refine_throughput.py's batch-1 peer (never imported by gdr_beam). Build it
+        # without AMX/AVX-512 where those crash: see the README's Performance section.
+        "benchmarks": ["llama-cpp-python>=0.3"],
     },
 )
