@@ -334,11 +334,14 @@ def _long_figures(emitted, outputs: dict) -> dict:
         return {}
     segmented = touched = repeated = consistent = segments_total = segments_rewritten = 0
     replaced_consistent = 0
+    by_verdict: dict = {}
     for rid, text, planted in emitted:
         _, verdict, changes, segments = outputs[rid]
         segmented += bool(segments)
         segments_total += len(segments)
         segments_rewritten += sum(s["verdict"] == "rewritten" for s in segments)
+        for s in segments:
+            by_verdict[s["verdict"]] = by_verdict.get(s["verdict"], 0) + 1
         touched += verdict == "rewritten" or any(s["verdict"] == "rewritten" for s in segments)
         for value in set(map(str, planted)):
             where = [m.start() for m in re.finditer(r"(?<!\w)" + re.escape(value) + r"(?!\w)",
@@ -351,6 +354,7 @@ def _long_figures(emitted, outputs: dict) -> dict:
             # Of the occurrences that were replaced at all (a kept one is a leak, counted there).
             replaced_consistent += len(got - {None}) <= 1
     return {"segmented_examples": segmented, "segments": segments_total,
+            "segments_by_verdict": dict(sorted(by_verdict.items())),
             "segments_rewritten_share": round(segments_rewritten / segments_total, 4)
             if segments_total else None,
             "with_model_rewrite_share": round(touched / len(emitted), 4),
