@@ -309,18 +309,15 @@ def test_same_seed_same_output(run_once):
 
 class _FailsOn(JaxModelHandler):
     """The real handler, except that a batch holding a given id raises (a worker fault), and
-    every request weighs the whole token budget, so it makes a batch of its own. (The budget
-    itself stays the default: the handler then reuses the model this process already loaded.)"""
+    every request makes a RunInference batch of its own (the budget itself stays the default:
+    the handler then reuses the model this process already loaded)."""
 
     def __init__(self, bad_id, **kwargs):
         super().__init__(**kwargs)
         self._bad_id = bad_id
 
     def batch_elements_kwargs(self):
-        return dict(super().batch_elements_kwargs(), element_size_fn=self._whole_budget)
-
-    def _whole_budget(self, _):
-        return self.max_batch_tokens
+        return {"min_batch_size": 1, "max_batch_size": 1}
 
     def run_inference(self, batch, model, inference_args=None):
         if any(r.id == self._bad_id for r in batch):
