@@ -26,6 +26,7 @@ planted (the job's default `direct` policy keeps them).
 from __future__ import annotations
 
 import csv
+import datetime
 import importlib.util
 import os
 import random
@@ -216,7 +217,10 @@ class _Filler:
             if base == "day_of_week":
                 return rng.choice(["Monday", "Tuesday", "Friday"])
             if base == "date_time":
-                return self.fake.date_time_this_decade().strftime("%d/%m/%Y %H:%M")
+                # Fixed bounds (not "this decade"), so a set's texts do not change with the day.
+                return self.fake.date_time_between(
+                    datetime.datetime(2020, 1, 1), datetime.datetime(2029, 12, 31)
+                ).strftime("%d/%m/%Y %H:%M")
             if base == "date_of_birth":
                 value = person["Birthday"]
                 planted.append(Planted(value, "date_of_birth"))

@@ -124,6 +124,28 @@ def test_pii_name_spans_leave_possessives_and_role_words_outside():
                                         for s in detect_pii("Mark Smith and Will Jones met.")}
 
 
+def test_pii_value_found_once_is_replaced_wherever_it_recurs():
+    # The cue-less occurrences ("send a new one to ...", a name right after "India Ltd.",
+    # a possessive running into a title) are found because the same value was found elsewhere.
+    task = get_task("pii")
+    text = ("Dear Mimir Andreasen,\n\nMimir is from State Trading Corporation of India Ltd. "
+            "Mimir Andreasen's killers were sentenced. We read Mimir Andreasen's Cautionary "
+            "Tales.\n\nAddress:\nWilgenblik 87\n3761 ZG Soest\n\nPlease send a new card to "
+            "Wilgenblik 87, 3761 ZG Soest. Swift replies help; Andreasen will call.")
+    out = task.fallback("ex-1", text, seed=0)
+    assert "Mimir" not in out.text and "Andreasen" not in out.text
+    assert "Wilgenblik" not in out.text
+    fakes = {}
+    for c in out.changes:
+        fakes.setdefault(text[c["start"]:c["end"]], set()).add(c["replacement"])
+    assert len(fakes["Wilgenblik 87"]) == 1 and len(fakes["Mimir Andreasen"]) == 1
+    assert "'s killers" in out.text and "'s Cautionary Tales" in out.text
+    # a name word that is also an English word is not taken at the start of a sentence
+    found = detect_pii("Will Swift called. Swift replies help. Ask Swift today.")
+    assert [s.value for s in found if s.category == "person"] == ["Will Swift", "Swift"]
+    assert found[-1].start == len("Will Swift called. Swift replies help. Ask ")
+
+
 def test_pii_fallback_keeps_one_fake_per_person_and_valid_formats():
     task = get_task("pii")
     text = ("Laura Chen paid with 4111 1111 1111 1111 from IBAN DE89 3704 0044 0532 0130 00. "

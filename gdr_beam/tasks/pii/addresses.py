@@ -108,11 +108,13 @@ _US_HOUSE = r"\b\d{1,6}[A-Za-z]?"  # "221B Baker Street"
 # A house number and capitalised words, then a known street suffix (unit and city optional),
 # or any last word when a unit or a city-and-code tail follows ("12 Gomez Wild, Lake Ryan,
 # MS 67983", "9 John Towers Suite 428"): such a tail makes it an address whatever the suffix.
+# A street name's word is capitalised or a numbered street's ordinal ("1783 49th Avenue").
+_US_STREET_WORD = r"(?:[A-Z][A-Za-z'-]*|\d{1,3}(?:st|nd|rd|th)\b)"
 US_ADDRESS = re.compile(
-    _US_HOUSE + r"(?:\s+[A-Z][A-Za-z'-]*){1,4}\s+(?:" + _street_suffixes() + r")\b\.?"
+    _US_HOUSE + r"(?:\s+" + _US_STREET_WORD + r"){1,4}\s+(?:" + _street_suffixes() + r")\b\.?"
     + _UNIT + "?" + _CITY_STATE_ZIP + "?"
-    r"|" + _US_HOUSE + r"(?:\s+[A-Z][A-Za-z'-]*){1,4}(?:" + _UNIT + _CITY_STATE_ZIP + "?|"
-    + _CITY_STATE_ZIP + ")")
+    r"|" + _US_HOUSE + r"(?:\s+" + _US_STREET_WORD + r"){1,4}(?:" + _UNIT + _CITY_STATE_ZIP
+    + "?|" + _CITY_STATE_ZIP + ")")
 
 _PO_BOX = re.compile(
     r"\b(?:P\.?\s?O\.?\s?Box|Post(?:al)? Office Box|PO Box|Postfach|Boîte postale|BP|Apartado"

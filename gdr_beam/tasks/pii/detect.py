@@ -9,12 +9,14 @@ from gdr_beam.tasks.pii.addresses import street_word
 from gdr_beam.tasks.pii.gazetteers import city_names, english_words, first_names, last_names
 from gdr_beam.tasks.pii.names import NER, gazetteer_persons, merge_persons, org_word, outside
 from gdr_beam.tasks.pii.national_ids import ID_WORDS
+from gdr_beam.tasks.pii.recurrences import recurrences
 from gdr_beam.tasks.pii.structured import DETECTORS
 
 
 def detect(text: str, names: bool = True) -> list[Span]:
     """Non-overlapping spans in text order. Structured detectors first: a phone number the NER
-    model calls a person is still a phone number."""
+    model calls a person is still a phone number. A value found once is taken wherever else
+    it recurs in the text (`recurrences`)."""
     spans: list[Span] = []
 
     def add(span: Span):
@@ -26,6 +28,7 @@ def detect(text: str, names: bool = True) -> list[Span]:
             if category == "phone" and _postcode(text, start, end):
                 continue
             add(Span(start, end, category, text[start:end]))
+    spans += recurrences(text, spans)
     if names:
         candidates = [c for s in NER.persons(text) + gazetteer_persons(text)
                       for c in outside(text, s, spans)]
@@ -34,6 +37,7 @@ def detect(text: str, names: bool = True) -> list[Span]:
             if not _in_org_name(text, span) and not _town_line(text, span, addresses) \
                     and not _street_or_word(text, span) and not _id_word(span):
                 add(span)
+        spans += recurrences(text, spans, categories=("person",))
     return sorted(spans, key=lambda s: s.start)
 
 
@@ -64,10 +68,11 @@ def _run_beside(text: str, span: Span) -> list:
     while m := _WORD_AFTER.match(text, pos):
         out.append(m.group(1).rstrip("."))
         pos = m.end()
-    # A match holds no line break, so the search need not look before the span's line.
+    # A match holds no line break, so the search need not look before the span's line. A word
+    # with a period ends the sentence before ("... India Ltd. Mimir Andreasen's killers").
     line_start, pos = text.rfind("\n", 0, span.start) + 1, span.start
-    while m := _WORD_BEFORE.search(text, line_start, pos):
-        out.append(m.group(1).rstrip("."))
+    while (m := _WORD_BEFORE.search(text, line_start, pos)) and not m.group(1).endswith("."):
+        out.append(m.group(1))
         pos = m.start()
     return out
 

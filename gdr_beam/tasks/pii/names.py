@@ -306,6 +306,7 @@ def merge_persons(text: str, spans: list[Span]) -> list[Span]:
 
 _NAME_EDGE = re.compile(r"^[\W_]+|[\W_]+$")
 _POSSESSIVE = re.compile(r"['’]s?$")
+_POSSESSIVE_INSIDE = re.compile(r"['’]s(?=[ \t])|(?<=s)['’](?=[ \t])")
 _LEADING_WORD = re.compile(r"(\S+)\s+")
 
 
@@ -328,6 +329,10 @@ def _trim_person(text: str, span: Span) -> Optional[Span]:
         else:
             end = span.start + m.start()
     m = _POSSESSIVE.search(text, start, end)
+    if m and m.start() > start:
+        end = m.start()
+    # A name ends at its possessive: "Kacper Lillestøl's Cautionary Tales" is a name and a title.
+    m = _POSSESSIVE_INSIDE.search(text, start, end)
     if m and m.start() > start:
         end = m.start()
     names, common = first_names(), english_words()

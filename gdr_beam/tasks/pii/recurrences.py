@@ -1,0 +1,79 @@
+"""A value detected once in a document is a value wherever it recurs.
+
+Detectors read context: "Name: Mimir Andreasen" and "Dear Mimir Andreasen," are found, the same
+name in "India Ltd. Mimir Andreasen's killers" or a street line typed after "send it to" may not
+be. A reader of the refined document would still find the real value there, and the one person
+would get a fake in one place and keep the name in another. So every further occurrence of a
+detected value is a span too (same category, hence the same fake through the identity map):
+
+  - structured values (e-mails, phones, ids, addresses, ...) where the same string recurs as a
+    whole token;
+  - a person's name words where they recur capitalised, as whole words, each run of them one
+    span ("Andreasen", "Mimir Andreasen"), a possessive left outside. A name word that is also
+    an English word ("Swift", "Rose", "Will") is taken only where it cannot be the word: not at
+    the start of a sentence or line.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+from gdr_beam.tasks.base import Span
+from gdr_beam.tasks.pii.gazetteers import english_words
+
+# Categories whose values recur verbatim; a person's words are handled apart.
+_VERBATIM = ("email", "phone", "url", "handle", "iban", "credit_card", "ssn", "national_id",
+             "ip_address", "date_of_birth", "street_address", "id_number")
+_INITIAL = re.compile(r"[A-Z]\.?")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;\n]|[\"“(>*-])[ \t]*$")
+_POSSESSIVE = re.compile(r"['\u2019]s?$")
+
+
+def recurrences(text: str, spans: Iterable[Span], categories=None) -> list[Span]:
+    """New spans for the further occurrences of `spans`' values in text, none overlapping
+    `spans` or each other. categories: only values of these (default: all)."""
+    taken = sorted(spans, key=lambda s: s.start)
+    found: list[Span] = []
+
+    def free(start: int, end: int) -> bool:
+        return not any(s.overlaps(start, end) for s in taken + found)
+
+    for value, category in sorted({(s.value, s.category) for s in taken
+                                   if s.category in _VERBATIM
+                                   and (categories is None or s.category in categories)},
+                                  key=lambda vc: -len(vc[0])):
+        for m in re.finditer(r"(?<![\w@./-])" + re.escape(value) + r"(?![\w@]|[./-]\w)", text):
+            if free(m.start(), m.end()):
+                found.append(Span(m.start(), m.end(), category, value))
+    if categories is None or "person" in categories:
+        for span in _name_runs(text, taken):
+            if free(span.start, span.end):
+                found.append(span)
+    return sorted(found, key=lambda s: s.start)
+
+
+def _name_runs(text: str, spans: list) -> list[Span]:
+    words = set()
+    for s in spans:
+        if s.category != "person":
+            continue
+        for w in s.value.split():
+            w = _POSSESSIVE.sub("", w).strip(",;:")
+            if len(w) >= 2 and not _INITIAL.fullmatch(w) and w[:1].isupper():
+                words.add(w)
+    if not words:
+        return []
+    common = english_words()
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    word = rf"(?:{alternatives})"
+    # A run of the document's name words, an initial allowed inside ("Mimir M. Andreasen").
+    run = re.compile(rf"(?<![\w@.'\u2019-]){word}(?:[ \t]+(?:[A-Z]\.[ \t]+)?{word})*(?![\w@-])")
+    out = []
+    for m in run.finditer(text):
+        value = m.group()
+        if " " not in value and value.lower() in common \
+                and _SENTENCE_START.search(text, 0, m.start()):
+            continue
+        out.append(Span(m.start(), m.end(), "person", value))
+    return out
