@@ -52,8 +52,10 @@ class Planted(str):
 class Name(Planted):
     """A planted person name: it leaks if any of its name words survives, not only in full."""
 
-    def __new__(cls, value: str):
-        return super().__new__(cls, value, "person")
+    def __new__(cls, value: str, gender: str = ""):
+        obj = super().__new__(cls, value, "person")
+        obj.gender = gender  # the record's "male"/"female" ('' unknown): a fake keeps it
+        return obj
 
     def parts(self) -> list:
         # Titles and initials are not identifying.
@@ -160,11 +162,11 @@ class _Filler:
                 value = f"{r['GivenName']} {r['Surname']}"
                 if rng.random() < 0.15:
                     value = f"{r['GivenName']} {r['MiddleInitial']}. {r['Surname']}"
-                planted.append(Name(value))
+                planted.append(Name(value, r["Gender"]))
                 return value
             if base == "first_name":
                 r = rec(gender)
-                planted.append(Name(r["GivenName"]))
+                planted.append(Name(r["GivenName"], r["Gender"]))
                 return r["GivenName"]
             if base == "last_name":
                 r = rec(gender)
@@ -332,10 +334,10 @@ def long_set(n: int, seed: int, split: str = "dev", min_words: int = 500,
         name = f"{person['GivenName']} {person['Surname']}"
         if genre == "letter":
             paragraphs = [f"Dear {name},"] + paragraphs + [f"Yours sincerely,\n{name}"]
-            planted += [Name(name), Name(name)]
+            planted += [Name(name, person["Gender"]), Name(name, person["Gender"])]
         elif genre == "report":
             paragraphs = [f"Case report: {name}"] + paragraphs
-            planted.append(Name(name))
+            planted.append(Name(name, person["Gender"]))
         # Each value once per document: a name that survives anywhere leaks that person,
         # however often the document mentions them.
         unique = {(str(v), v.category): v for v in planted}

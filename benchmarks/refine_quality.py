@@ -303,6 +303,7 @@ def score(examples, outputs: dict, task: str) -> dict:
     return {
         "examples": len(examples), "emitted": len(emitted),
         **_long_figures(emitted, outputs),
+        **_coherence_figures(emitted, outputs),
         "planted_values": planted_total,
         "leak_rate": round(leaked / planted_total, 4) if planted_total else 0.0,
         "clean_examples": round(clean / len(emitted), 4) if emitted else None,
@@ -364,8 +365,68 @@ def _long_figures(emitted, outputs: dict) -> dict:
             if repeated else None}
 
 
+def _coherence_figures(emitted, outputs: dict) -> dict:
+    """Coherence of the replacements (outputs with `changes`, ours), judged against the planted
+    records, not against our detectors: a fake shared by two different planted values; a person's
+    fake first name of the other gender than the record's (where the name lists know the fake's
+    gender); an e-mail built from a planted person's name whose fake is not built from that
+    person's fake name."""
+    from gdr_beam.tasks.base import CHANGE_EDGE
+    from gdr_beam.tasks.pii.gazetteers import first_name_genders
+    from gdr_beam.tasks.pii.identities import plain
+    if not emitted or len(outputs[emitted[0][0]]) < 3:
+        return {}
+    genders = first_name_genders()
+    checks = {"shared_fake": [0, 0], "gender": [0, 0], "derived_email": [0, 0]}
+    samples = []
+
+    def fail(kind, what):
+        checks[kind][0] += 1
+        if len(samples) < 6:
+            samples.append(f"{kind}: {what}")
+    for rid, text, planted in emitted:
+        changes = outputs[rid][2]
+        fakes = {}
+        for v in {str(v): v for v in planted}.values():
+            pos = text.find(v)
+            if pos >= 0:
+                new = _replaced(text, pos, pos + len(v), changes)
+                if new is not None and new.strip(CHANGE_EDGE):
+                    fakes[v] = new.strip(CHANGE_EDGE)
+        owners = {}
+        for v, new in fakes.items():
+            owners.setdefault(new, []).append(v)
+        for new, olds in owners.items():
+            checks["shared_fake"][1] += 1
+            if len(olds) > 1:
+                fail("shared_fake", f"{rid}: {' and '.join(olds)} -> {new}")
+        for v, new in fakes.items():
+            if v.category == "person" and getattr(v, "gender", "") and \
+                    genders.get(new.split()[0]) is not None:
+                checks["gender"][1] += 1
+                if genders[new.split()[0]] != v.gender:
+                    fail("gender", f"{rid}: {v} ({v.gender}) -> {new}")
+        people = [v for v in fakes if v.category == "person"]
+        for v, new in fakes.items():
+            if v.category != "email":
+                continue
+            local = plain(v.split("@")[0])
+            owner = next((p for p in people if any(
+                len(plain(w)) >= 3 and plain(w) in local for w in p.split())), None)
+            if owner is None:
+                continue
+            checks["derived_email"][1] += 1
+            if not any(len(plain(w)) >= 3 and plain(w) in plain(new.split("@")[0])
+                       for w in fakes[owner].split()):
+                fail("derived_email", f"{rid}: {owner} -> {fakes[owner]}, {v} -> {new}")
+    return {"coherence_violations": sum(c[0] for c in checks.values()),
+            "coherence": {k: f"{bad}/{n}" for k, (bad, n) in checks.items()},
+            "coherence_samples": samples}
+
+
 def _replaced(text: str, start: int, end: int, changes) -> str:
     """What text[start:end] became by `changes` (original offsets); None when it was kept."""
+    from gdr_beam.tasks.base import CHANGE_EDGE
     touching = sorted((c for c in changes if c["start"] < end and start < c["end"]),
                       key=lambda c: c["start"])
     if not touching:
@@ -384,7 +445,7 @@ def _replaced(text: str, start: int, end: int, changes) -> str:
         first = len(text[c["start"]:start].split())
         if len(old) == len(new) and text[start - 1:start].isspace() | (start == c["start"]):
             return " ".join(new[first:first + len(text[start:end].split())])
-    return " ".join(c["replacement"] for c in touching).strip(" \t\n.,;:!?\"'()[]")
+    return " ".join(c["replacement"] for c in touching).strip(CHANGE_EDGE)
 
 
 # --- the two systems ----------------------------------------------------------------------------

@@ -115,6 +115,11 @@ def words_kept(original: str, spans: Sequence[Span], rewritten: str) -> float:
     return sum(w in present for w in kept) / len(kept)
 
 
+# A word-level diff's change carries the punctuation beside a value ("Chen," -> "Torres,");
+# strip these to compare the values themselves.
+CHANGE_EDGE = " \t\n.,;:!?\"'()[]"
+
+
 def diff_changes(original: str, rewritten: str, spans: Sequence[Span] = ()) -> tuple:
     """A rewrite's replaced spans in original offsets (word-level diff). A change over a
     detected span takes that span's category; others are `model` (the model's own edit)."""

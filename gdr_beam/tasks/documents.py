@@ -25,13 +25,12 @@ from __future__ import annotations
 import dataclasses
 from typing import List, Optional, Sequence, Tuple
 
-from gdr_beam.tasks.base import Span, Task, Verification
+from gdr_beam.tasks.base import CHANGE_EDGE, Span, Task, Verification
 
 INCONSISTENT = "inconsistent_across_segments"
 LEAKED = "leaked_in_document"
 MISSING = "segment_missing"
 # A change's old text is read with the punctuation a word-level diff carries beside a value.
-_EDGE = " \t\n.,;:!?\"'()[]"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,9 +123,9 @@ def _identity_map(text: str, ranges, parts: List[Optional[Verification]],
             continue
         pairs = []
         for c in part.changes:
-            old = text[ranges[i][0] + c["start"]:ranges[i][0] + c["end"]].strip(_EDGE)
+            old = text[ranges[i][0] + c["start"]:ranges[i][0] + c["end"]].strip(CHANGE_EDGE)
             if old in values:  # also a value the segment's own detection missed
-                pairs.append((old, c["replacement"].strip(_EDGE)))
+                pairs.append((old, c["replacement"].strip(CHANGE_EDGE)))
         new_words = {}
         for old, new in pairs:
             if values[old] == "person" and len(old.split()) == len(new.split()):

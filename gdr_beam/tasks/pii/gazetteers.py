@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import Optional
 
 # Capitalised words that follow a first name without being a surname ("April Fools", "Will
 # Review"): never taken into a name span, and never a first name themselves.
@@ -91,13 +92,72 @@ def city_names() -> frozenset:
 
 
 @functools.lru_cache(maxsize=None)
-def first_name_genders() -> dict:
-    """first name -> "male" / "female" where Faker's per-locale lists agree (a name listed as
-    both, such as "Andrea" or "Jean", has no entry), so a fake first name can keep the gender
-    that pronouns and titles in the text agree with."""
+def _gender_counts() -> dict:
+    """first name -> (locale lists calling it male, calling it female)."""
     seen: dict = {}
     for attr, found in _faker_lists("person", ("first_names_male", "first_names_female")):
-        for n in found:
+        for n in set(found):
             if LATIN_NAME.match(n):
-                seen.setdefault(n, set()).add("male" if attr.endswith("_male") else "female")
-    return {n: g.pop() for n, g in seen.items() if len(g) == 1}
+                male, female = seen.get(n, (0, 0))
+                seen[n] = (male + attr.endswith("_male"), female + attr.endswith("_female"))
+    return seen
+
+
+@functools.lru_cache(maxsize=None)
+def neutral_first_names() -> tuple:
+    """First names Faker's English list gives to both genders ("Casey", "Jordan", "Taylor"):
+    the fake for a first name whose gender nothing tells, so it cannot contradict a "he" or
+    "she" nearby."""
+    from faker.providers.person.en_US import Provider  # pylint: disable=import-outside-toplevel
+    return tuple(sorted(set(Provider.first_names_male) & set(Provider.first_names_female)))
+
+
+@functools.lru_cache(maxsize=None)
+def first_name_genders() -> dict:
+    """first name -> "male" / "female" where at least 80% of the Faker locale lists that hold
+    it agree ("Lena" is a woman's name in most locales, a man's in one; "Jean" or "Patrice",
+    listed both ways as often, have no entry), so a fake first name can keep the gender that
+    pronouns and titles in the text agree with."""
+    return {n: "male" if m > f else "female" for n, (m, f) in _gender_counts().items()
+            if max(m, f) >= 0.8 * (m + f)}
+
+
+def _folded(name: str) -> str:
+    """Lower-case, accents dropped: "Joža" -> "joza" (endings compare across spellings)."""
+    import unicodedata  # pylint: disable=import-outside-toplevel
+    return "".join(c for c in unicodedata.normalize("NFKD", name) if c.isalpha()
+                   and c.isascii()).lower()
+
+
+@functools.lru_cache(maxsize=None)
+def _ending_genders() -> dict:
+    """ending (last 1-3 letters, folded) -> (male count, female count) over every first name
+    whose gender the lists know."""
+    counts: dict = {}
+    for name, gender in first_name_genders().items():
+        folded = _folded(name)
+        for k in (1, 2, 3):
+            if len(folded) > k:
+                m, f = counts.get(folded[-k:], (0, 0))
+                counts[folded[-k:]] = (m + (gender == "male"), f + (gender == "female"))
+    return counts
+
+
+def guess_gender(first_name: str) -> Optional[str]:
+    """"male" / "female" for a first name: the lists' answer when they know the name, else
+    what the names with the same ending mostly are ("Gregorina", "Nermina" -> female;
+    "Zrinko" -> male), read from the longest ending with enough names behind it and a clear
+    majority; None when unclear ("Patrice")."""
+    known = first_name_genders().get(first_name)
+    if known or first_name in first_names():  # a listed name of both genders stays unknown
+        return known
+    folded, counts = _folded(first_name), _ending_genders()
+    for k in (3, 2, 1):
+        if len(folded) <= k:
+            continue
+        m, f = counts.get(folded[-k:], (0, 0))
+        if m + f >= 20:
+            if max(m, f) >= 0.8 * (m + f):
+                return "male" if m > f else "female"
+            return None
+    return None

@@ -5,8 +5,9 @@ The rules a reader would check:
     values share one (nor does a fake equal a real value of the document);
   - a person is faked word by word, so "Laura Chen", "Ms. Chen" and "Laura" stay one person:
     a word that is ever a surname in the document becomes a fake surname, a first name a fake
-    first name of the same gender where the name lists know it ("Laura" -> a woman's name, so
-    "she" and "Ms." still fit), an initial another initial;
+    first name of the same gender ("Laura" -> a woman's name, so "she" and "Ms." still fit;
+    the gender from a title, the name lists, the name's ending or a pronoun after it, and a
+    name given to both genders when nothing tells), an initial another initial;
   - identifiers built from a name follow the fake name: "laura.chen@acme.com" ->
     "maya.torres@acme.com" (the domain stays unless it holds the name), "@laurachen" ->
     "@mayatorres";
@@ -24,14 +25,14 @@ from typing import Callable, Mapping, Optional, Sequence
 
 from gdr_beam.tasks.base import Span, seeded_rng
 from gdr_beam.tasks.pii.fakes import fake_value, with_faker
-from gdr_beam.tasks.pii.gazetteers import first_name_genders
+from gdr_beam.tasks.pii.gazetteers import guess_gender, neutral_first_names
 from gdr_beam.tasks.pii.names import TITLE_BEFORE
 
 _INITIAL = re.compile(r"[A-Z]\.")
 _POSSESSIVE = re.compile(r"(.+?)(['\u2019]s?)")
 
 
-def _plain(word: str) -> str:
+def plain(word: str) -> str:
     """Lower-case ASCII letters only: "Hamanová" -> "hamanova" (how names enter e-mails)."""
     text = unicodedata.normalize("NFKD", word)
     return "".join(c for c in text if c.isascii() and c.isalpha()).lower()
@@ -72,6 +73,7 @@ class IdentityMap:
                     self._used.add(new_word.lower())
             else:
                 self._fixed_people[s.value] = new
+        self._genders = _gender_cues(text, people)
         # Name words as they appear inside identifiers, for derived e-mails and handles.
         for s in people:
             for tok in s.value.split():
@@ -107,11 +109,18 @@ class IdentityMap:
             elif token in self._surnames:
                 self._tokens[token] = self._fresh(lambda: with_faker(rng, lambda f: f.last_name()))
             else:
-                gender = first_name_genders().get(token)
-                make = {"male": lambda f: f.first_name_male(),
-                        "female": lambda f: f.first_name_female()}.get(
-                            gender, lambda f: f.first_name())
-                self._tokens[token] = self._fresh(lambda: with_faker(rng, make))
+                gender = self._genders.get(token)
+                neutral = [n for n in neutral_first_names() if n.lower() not in self._used
+                           and n.lower() not in self._real]
+                if gender is None and neutral:  # nothing tells: a name given to both genders
+                    self._tokens[token] = self._fresh(lambda: rng.choice(neutral))
+                elif gender is None:
+                    self._tokens[token] = self._fresh(
+                        lambda: with_faker(rng, lambda f: f.first_name()))
+                else:
+                    make = {"male": lambda f: f.first_name_male(),
+                            "female": lambda f: f.first_name_female()}[gender]
+                    self._tokens[token] = self._fresh(lambda: with_faker(rng, make))
         return self._tokens[token]
 
     def replace(self, span: Span) -> str:
@@ -138,7 +147,7 @@ class IdentityMap:
             return None
         local, at, domain = span.value.partition("@") if span.category == "email" else \
             (span.value.lstrip("@"), "", "")
-        words = {_plain(tok): tok for tok in self._tokens if not _INITIAL.fullmatch(tok)}
+        words = {plain(tok): tok for tok in self._tokens if not _INITIAL.fullmatch(tok)}
         words = {k: v for k, v in words.items() if len(k) >= 3}
         if not words:
             return None
@@ -149,16 +158,50 @@ class IdentityMap:
             return None
 
         def swap(m):
-            fake = _plain(self._tokens[words[m.group().lower()]])
+            fake = plain(self._tokens[words[m.group().lower()]])
             return fake.capitalize() if m.group()[:1].isupper() else fake
         new_local = pattern.sub(swap, _plain_keep_separators(local))
         new_local = re.sub(r"\d+", lambda m: str(self._rng(span.value).randrange(
             10 ** (len(m.group()) - 1), 10 ** len(m.group()))), new_local)
         if span.category == "handle":
             return "@" + new_local
-        if pattern.search(_plain(domain.split(".")[0])):  # a personal domain: "laurachen.com"
+        if pattern.search(plain(domain.split(".")[0])):  # a personal domain: "laurachen.com"
             domain = pattern.sub(swap, domain.lower())
         return new_local + at + domain
+
+
+_TITLE_GENDER = re.compile(r"\b(?:(Mr)|(Mrs|Ms|Miss))\.?\s+$")
+_PRONOUN = re.compile(r"\b(?:(he|him|his|himself)|(she|her|hers|herself))\b", re.I)
+
+
+def _gender_cues(text: str, people: Sequence[Span]) -> dict:
+    """first-name word -> the gender its fake keeps: a title before it ("Mrs. Joža Novak"),
+    else the name lists (`guess_gender`), else the first he/she after the name when no other
+    person is named in between ("Kisuke said he ..."). Pronouns are read last: a sentence may
+    name two people."""
+    out: dict = {}
+    starts = sorted(s.start for s in people)
+    for s in people:
+        words = s.value.split()
+        if not words or (len(words) == 1 and TITLE_BEFORE.search(text, max(0, s.start - 8),
+                                                                  s.start)):
+            continue  # "Ms. Chen": a surname
+        first = words[0]
+        title = _TITLE_GENDER.search(text, max(0, s.start - 8), s.start)
+        if title:
+            if len(words) > 1 or first not in out:
+                out[first] = "male" if title.group(1) else "female"
+            continue
+        if first in out:
+            continue
+        gender = guess_gender(first)
+        if gender is None:
+            stop = next((b for b in starts if b > s.start), len(text))
+            m = _PRONOUN.search(text, s.end, min(stop, s.end + 150))
+            gender = None if m is None else "male" if m.group(1) else "female"
+        if gender is not None:
+            out[first] = gender
+    return out
 
 
 def _plain_keep_separators(local: str) -> str:

@@ -6,8 +6,8 @@ import random
 import re
 from typing import Optional
 
-from gdr_beam.tasks.base import Span, Task, Verification, diff_changes, few_shot_messages, \
-    register_task, replace_spans
+from gdr_beam.tasks.base import CHANGE_EDGE, Span, Task, Verification, diff_changes, \
+    few_shot_messages, register_task, replace_spans
 from gdr_beam.tasks.pii.detect import detect
 from gdr_beam.tasks.pii.fakes import fake_value
 from gdr_beam.tasks.pii.gazetteers import first_names, last_names
@@ -24,8 +24,6 @@ SYSTEM = (
     "rewritten text only.")
 EXAMPLE_IN = "Hi, I'm Laura Chen, call me at (415) 555-0199 or mail laura.chen@gmail.com."
 EXAMPLE_OUT = "Hi, I'm Maya Torres, call me at (312) 555-0147 or mail maya.torres@outlook.com."
-# Word-level diffs carry the punctuation beside a value.
-_EDGE = " \t\n.,;:!?\"'()[]"
 RETRY = ("Your previous rewrite was rejected: {feedback}. Rewrite the text again. Replace the "
          "personal information with fake values, keep every other word.")
 # spaCy pipelines tried in order for names; GDR_SPACY_MODEL names another.
@@ -79,7 +77,8 @@ def _valid_ids(original: str, changes) -> tuple[str, str]:
     for c in changes:
         if "national_id" not in c["category"].split("+"):
             continue
-        old, new = original[c["start"]:c["end"]].strip(_EDGE), c["replacement"].strip(_EDGE)
+        old = original[c["start"]:c["end"]].strip(CHANGE_EDGE)
+        new = c["replacement"].strip(CHANGE_EDGE)
         kinds = kinds_of(old)
         if kinds and not set(kinds) & set(kinds_of(new)):
             return "invalid_fake", (f"a national id ({kinds[0].name}) was replaced by a value "
@@ -94,7 +93,8 @@ def _coherence(original: str, changes) -> tuple[str, str]:
     for c in changes:
         if c["category"] == "model":
             continue
-        old, new = original[c["start"]:c["end"]].strip(_EDGE), c["replacement"].strip(_EDGE)
+        old = original[c["start"]:c["end"]].strip(CHANGE_EDGE)
+        new = c["replacement"].strip(CHANGE_EDGE)
         fakes.setdefault(old, set()).add(new)
     for old, news in fakes.items():
         if len(news) > 1:
