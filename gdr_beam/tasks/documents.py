@@ -145,24 +145,24 @@ def _identity_map(text: str, ranges, parts: List[Optional[Verification]],
 
 def _cut_fallback(text: str, ranges, whole: Verification) -> Optional[List[str]]:
     """The whole-document fallback cut into the segments' parts, from its `changes`; None when
-    a change lies across or outside the segments, or the changes do not rebuild its text."""
-    rebuilt, pos = [], 0
-    for c in sorted(whole.changes, key=lambda c: c["start"]):
-        rebuilt += [text[pos:c["start"]], c["replacement"]]
-        pos = c["end"]
-    if "".join(rebuilt) + text[pos:] != whole.text:
-        return None
-    out = []
+    a change lies across or outside the segments, or the changes do not rebuild its text.
+    One pass: ranges and changes are both in text order."""
+    changes = sorted(whole.changes, key=lambda c: c["start"])
+    out, rebuilt, k, pos = [], [], 0, 0
     for a, b in ranges:
-        inside = [c for c in whole.changes if a <= c["start"] and c["end"] <= b]
-        pieces, pos = [], a
-        for c in sorted(inside, key=lambda c: c["start"]):
-            pieces += [text[pos:c["start"]], c["replacement"]]
-            pos = c["end"]
-        out.append("".join(pieces) + text[pos:b])
-    placed = sum(len([c for c in whole.changes if a <= c["start"] and c["end"] <= b])
-                 for a, b in ranges)
-    return out if placed == len(whole.changes) else None
+        pieces, at = [], a
+        while k < len(changes) and changes[k]["start"] < b:
+            c = changes[k]
+            if c["start"] < a or c["end"] > b:
+                return None  # across a boundary, or in a separator between segments
+            pieces += [text[at:c["start"]], c["replacement"]]
+            at, k = c["end"], k + 1
+        out.append("".join(pieces) + text[at:b])
+        rebuilt += [text[pos:a], out[-1]]
+        pos = b
+    if k < len(changes) or "".join(rebuilt) + text[pos:] != whole.text:
+        return None
+    return out
 
 
 def _join(text: str, ranges, parts, reasons, outputs: List[str],
