@@ -45,6 +45,7 @@ from gdr_beam.beam.dedup import Deduplicate, NearDedupConfig
 from gdr_beam.beam.filters import INPUT_CHECKS, FilterConfig, QualityFilter
 from gdr_beam.beam.refine import DEFAULT_SEGMENT_TOKENS, MAX_EXAMPLE_CHARS, Refine
 from gdr_beam.tasks import get_task
+from gdr_beam.tasks.pii.task import POLICY_TASKS
 
 flags.DEFINE_string("input", None, "Input path or glob (local, gs://, ...), or tfds://name?split=.")
 flags.DEFINE_string("output_dir", None, "Where the refined dataset, dead letters and report go.")
@@ -52,6 +53,12 @@ flags.DEFINE_enum("input_format", None, ["jsonl", "tfrecord", "tfds"],
                   "Input format; inferred from --input by default.")
 flags.DEFINE_string("task", "pii", "Refinement task: pii, secrets, toxicity, or one registered "
                     "by --task_module.")
+flags.DEFINE_enum("pii_policy", None, list(POLICY_TASKS),
+                  "With --task=pii: what it replaces. direct (the default): direct identifiers "
+                  "only; quasi: also dates (one offset per document), towns and regions, "
+                  "organisations and ages, rewritten coherently; hipaa_safe_harbor: the Safe "
+                  "Harbor kinds (dates but their year, towns, postcodes, ages over 89, record "
+                  "numbers). See gdr_beam/tasks/pii/quasi.py.")
 flags.DEFINE_list("task_module", [], "Modules to import first that register custom tasks, "
                   "e.g. examples.custom_task (see gdr_beam/tasks/base.py).")
 flags.DEFINE_string("adapter", AUTO, "LoRA adapter merged into --model's weights at load: a "
@@ -107,6 +114,7 @@ class RefineJob:
     input: str
     output_dir: str
     task: str = "pii"
+    pii_policy: Optional[str] = None  # None = the pii task's default, `direct`
     task_module: tuple = ()
     adapter: Optional[str] = AUTO
     max_retries: int = 1
@@ -128,11 +136,27 @@ class RefineJob:
     split: str = "train"
     progress_interval: float = 30.0
 
+    def __post_init__(self):
+        task_name(self)  # an unknown policy, or a policy with another task, fails at once
+
     @classmethod
     def from_flags(cls) -> "RefineJob":
         values = {f.name: getattr(FLAGS, f.name) for f in dataclasses.fields(cls)}
         values["task_module"] = tuple(values["task_module"] or ())
         return cls(**values)
+
+
+def task_name(job: RefineJob) -> str:
+    """The registered task the job runs: --task, or with --pii_policy the pii task registered
+    for that policy (tasks travel to workers by name)."""
+    if job.pii_policy is None:
+        return job.task
+    if job.task != "pii":
+        raise ValueError(f"--pii_policy applies to --task=pii only, not --task={job.task}")
+    if job.pii_policy not in POLICY_TASKS:
+        raise ValueError(f"unknown --pii_policy {job.pii_policy!r}; expected one of "
+                         f"{', '.join(POLICY_TASKS)}")
+    return POLICY_TASKS[job.pii_policy]
 
 
 # --- Progress ---------------------------------------------------------------------------------
@@ -252,13 +276,15 @@ def build(pipeline, job: RefineJob, started_at: Optional[float] = None):
                               temperature=job.temperature, max_batch_tokens=job.max_batch_tokens,
                               progress_interval=job.progress_interval, started_at=started_at,
                               expected_inputs=_expected_inputs(job))
-    task = job.task
+    # The adapter above follows --task (a policy's prompt is the pii task's with more kinds);
+    # the task that runs follows the policy too.
+    task = task_name(job)
     if job.task_module:
         for module in job.task_module:
             importlib.import_module(module)
         # The instance, not the name: it is pickled with the DoFns, so workers import its
         # module when they unpickle it, without a registry of their own.
-        task = get_task(job.task)
+        task = get_task(task)
     # Cheap input checks first (control characters, loops, length): such a text is dropped
     # with its reason before it takes a generation slot. The output checks stay after.
     # The length bound is max_example_chars on both sides: long texts are refined in segments.
@@ -359,7 +385,7 @@ def summary(report: dict, job: RefineJob) -> str:
     """The end-of-run text: what came out, what did not and why, where it is, how to load it."""
     counts = report["counts"]
     verdicts = ", ".join(f"{v} {n}" for v, n in report["outputs_by_verdict"].items()) or "none"
-    lines = [f"GDR {job.task}: {counts['inputs']} inputs -> {counts['outputs']} outputs "
+    lines = [f"GDR {task_name(job)}: {counts['inputs']} inputs -> {counts['outputs']} outputs "
              f"({verdicts}), {counts['dead_letters']} dead letters, "
              f"{counts['filtered']} filtered, {counts['deduplicated']} deduplicated: "
              f"{'balanced' if report['balanced'] else 'NOT BALANCED'} ({report['balance']})"]

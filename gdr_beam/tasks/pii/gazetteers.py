@@ -21,6 +21,12 @@ def _faker_lists(kind: str, attrs: tuple):
     """(attr, words) for every Faker locale's `kind` provider ("person", "address") list
     named in attrs: Faker keeps per-country name and place lists drawn from census and
     registry data, our gazetteers' source."""
+    for _, attr, words in _faker_lists_by_locale(kind, attrs):
+        yield attr, words
+
+
+def _faker_lists_by_locale(kind: str, attrs: tuple):
+    """(locale, attr, words): `_faker_lists` with the locale of each list."""
     import importlib  # pylint: disable=import-outside-toplevel
     from faker.config import AVAILABLE_LOCALES  # pylint: disable=import-outside-toplevel
     for locale in AVAILABLE_LOCALES:
@@ -31,7 +37,7 @@ def _faker_lists(kind: str, attrs: tuple):
         for attr in attrs:
             found = provider.__dict__.get(attr)  # a class attribute (a few are properties)
             if isinstance(found, (list, tuple, dict, set, frozenset)):
-                yield attr, [w for w in found if isinstance(w, str)]
+                yield locale, attr, [w for w in found if isinstance(w, str)]
 
 
 @functools.lru_cache(maxsize=None)
@@ -89,6 +95,19 @@ def city_names() -> frozenset:
     name unless it is one of these ("Ostrava", "Wrocław")."""
     return frozenset(n for _, found in _faker_lists(
         "address", ("cities", "city_names", "towns", "municipalities")) for n in found)
+
+
+@functools.lru_cache(maxsize=None)
+def cities_by_locale() -> dict:
+    """Faker locale -> its real town names (Latin-script lists only), so a town can be swapped
+    for another of its own country (the quasi-identifier policy)."""
+    out: dict = {}
+    for locale, _, found in _faker_lists_by_locale("address", ("cities", "city_names", "towns")):
+        towns = [n for n in found if n[:1].isalpha() and n.isascii() or LATIN_NAME.match(
+            n.split()[0] if n.split() else "")]
+        if len(towns) >= 20:
+            out.setdefault(locale, []).extend(towns)
+    return {loc: tuple(dict.fromkeys(towns)) for loc, towns in out.items()}
 
 
 @functools.lru_cache(maxsize=None)

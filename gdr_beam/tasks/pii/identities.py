@@ -11,6 +11,8 @@ The rules a reader would check:
   - identifiers built from a name follow the fake name: "laura.chen@acme.com" ->
     "maya.torres@acme.com" (the domain stays unless it holds the name), "@laurachen" ->
     "@mayatorres";
+  - quasi-identifiers (dates, places, organisations, ages under a --pii_policy) come from
+    quasi.QuasiFakes: one date offset and one age jitter per document;
   - everything else comes from `fake_value` (same kind and format; an address in the style of
     its country, valid checksums).
 Seeded by (run seed, example id, value), so reruns give the same fakes.
@@ -27,6 +29,7 @@ from gdr_beam.tasks.base import Span, seeded_rng
 from gdr_beam.tasks.pii.fakes import fake_value, with_faker
 from gdr_beam.tasks.pii.gazetteers import guess_gender, neutral_first_names
 from gdr_beam.tasks.pii.names import TITLE_BEFORE
+from gdr_beam.tasks.pii.quasi import POLICIES, QUASI_CATEGORIES, Policy, QuasiFakes
 
 _INITIAL = re.compile(r"[A-Z]\.")
 _POSSESSIVE = re.compile(r"(.+?)(['\u2019]s?)")
@@ -42,10 +45,11 @@ class IdentityMap:
     """The fakes of one document (see the module docstring)."""
 
     def __init__(self, seed: int, example_id: str, text: str, spans: Sequence[Span],
-                 fixed: Optional[Mapping[str, str]] = None):
+                 fixed: Optional[Mapping[str, str]] = None, policy: Policy = POLICIES["direct"]):
         """fixed: value -> the replacement another segment of the document already chose
         (see Task.fallback); a person's fixed name pins its words one by one when the two
-        have as many words, so "Ms. Chen" later follows "Laura Chen" -> "Maya Torres"."""
+        have as many words, so "Ms. Chen" later follows "Laura Chen" -> "Maya Torres".
+        policy: the --pii_policy whose quasi-identifier spans (quasi.py) are among `spans`."""
         self._seed, self._id = seed, example_id
         people = [s for s in spans if s.category == "person"]
         # A word is a surname when another word precedes it in a name, or when it stands alone
@@ -74,6 +78,9 @@ class IdentityMap:
             else:
                 self._fixed_people[s.value] = new
         self._genders = _gender_cues(text, people)
+        # Dates, places, organisations, ages: one document offset, jitter and swap list.
+        self._quasi = QuasiFakes(policy, self._rng, self._fresh, spans) if policy.quasi \
+            else None
         # Name words as they appear inside identifiers, for derived e-mails and handles.
         for s in people:
             for tok in s.value.split():
@@ -130,6 +137,8 @@ class IdentityMap:
                 return self._fixed_people[span.value]
             return " ".join(self._name_word(t) for t in span.value.split())
         key = (span.category, span.value)
+        if key not in self._values and span.category in QUASI_CATEGORIES:
+            self._values[key] = self._quasi.replace(span)
         if key not in self._values:
             derived = self._derived(span)
             if derived is not None:

@@ -3,6 +3,7 @@ and merge candidates."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -32,10 +33,20 @@ class _Ner:
                 self._engine = _build_analyzer()
             return self._engine
 
+    # One spaCy parse per text for every detector that reads it (names, and the
+    # quasi-identifiers of --pii_policy): the same text is asked for twice in a row.
+    @functools.lru_cache(maxsize=16)
+    def artifacts(self, text: str):
+        return self.engine().nlp_engine.process_text(text, "en")
+
+    def doc(self, text: str):
+        """The spaCy Doc of text (its entities: GPE, ORG, DATE, ...)."""
+        return self.artifacts(text).tokens
+
     def persons(self, text: str) -> list[Span]:
         """NER persons, and known first names standing alone (tagged by the same spaCy pass)."""
         engine = self.engine()
-        artifacts = engine.nlp_engine.process_text(text, "en")
+        artifacts = self.artifacts(text)
         results = engine.analyze(text, language="en", entities=["PERSON"],
                                  nlp_artifacts=artifacts)
         return [Span(r.start, r.end, "person", text[r.start:r.end]) for r in results

@@ -1,0 +1,518 @@
+"""Quasi-identifiers (`--pii_policy`): what identifies a person only in combination.
+
+A date, a town, an employer or an age names nobody alone, but together they often single one
+person out (the classic result: zip code, birth date and sex identify most Americans). The
+default policy (`direct`) keeps them; the other policies rewrite them COHERENTLY, never as
+placeholders, so the text still reads as a real one and its internal relations survive:
+
+  dates         every date of a document moves by ONE per-document offset, each in its own
+                format ("12 March 2019", "2019-03-12" and "12/03/2019" stay one date). The
+                offset is whole years Y (1 to 3 either way under `quasi`) plus days D (7 to 60
+                either way; 7 to 180 under Safe Harbor, which keeps years): a full
+                date moves Y years then D days (so intervals between dates are kept, within a
+                day at a leap year; a date within D days of a new year moves one year more or
+                less than a bare year), a month and year moves from its 15th, a day and month
+                without a year by D days, a bare year ("in 2019", "a 2001 film") by Y years
+                (historical years too: the cost of the policy, measured as words kept). A
+                weekday written before a full date is recomputed. Times of day are kept.
+                `hipaa_safe_harbor` keeps years (Safe Harbor allows them): Y = 0 and bare years
+                stay; a full date still moves D days (its year changes only across a new year).
+  places        towns and cities (spaCy GPE/LOC entities and Faker's per-country town lists;
+                never countries) -> another town of the same country where a Faker list knows
+                the original (Faker keeps real town lists for ~30 countries), else a Faker
+                US-style town; `quasi` also swaps US states for other states (regions), while
+                Safe Harbor allows states. Postcodes after a cue ("ZIP: 10001") keep their
+                first three digits (what Safe Harbor allows) and get fresh other digits.
+  organisations spaCy ORG entities and capitalised runs ending in a legal form ("Ltd", "SA",
+                "GmbH", ...) -> a fake of the same shape: the legal form and the generic words
+                kept ("Malu Paper Mills Ltd" -> "Hartley Paper Mills Ltd"), the distinctive
+                words replaced by surnames, an acronym by another acronym of its length.
+  ages          "45-year-old", "45 years old", "45 y/o", "aged 45", "age: 45", "turned 45":
+                `quasi` moves every age of the document by one per-document jitter (1 to 3
+                years, either way; a minor stays a minor and an adult an adult); Safe Harbor
+                writes ages over 89 as 90 (its one "90 or older" category, as a plausible age
+                rather than a placeholder) and keeps the others.
+  record numbers (`hipaa_safe_harbor` only) a number after a cue naming a medical record,
+                health plan, account, licence, certificate, vehicle plate, VIN or serial
+                number -> the same shape with fresh digits.
+
+Not done: professions tied to a person ("the plumber") are kept under every policy;
+nationalities, bare street names without a number and Safe Harbor's biometric identifiers
+and photographs (not text) are kept too.
+
+Detection runs on the spaCy pipeline the name detector already runs (one parse per text,
+cached in names.NER). Replacements come from `QuasiFakes`, one per document, seeded by
+(run seed, example id) like the identity map that owns it (identities.py): one replacement
+per distinct value across the document, never one shared by two values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import random
+import re
+from typing import Callable, Optional, Sequence
+
+from gdr_beam.tasks.base import Span
+from gdr_beam.tasks.pii.fakes import with_faker
+from gdr_beam.tasks.pii.gazetteers import cities_by_locale, city_names, countries_and_states, \
+    english_words, first_names
+from gdr_beam.tasks.pii.names import NER
+
+# The span categories this module produces (the identity map hands them to QuasiFakes).
+QUASI_CATEGORIES = ("date", "year", "place", "region", "organization", "age", "postcode",
+                    "record_number")
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """What a `--pii_policy` rewrites besides the direct identifiers."""
+    name: str
+    dates: bool = False
+    keep_years: bool = False  # bare years stay and the offset has no whole years (Safe Harbor)
+    places: bool = False  # towns, cities, postcodes
+    regions: bool = False  # states and provinces (`quasi`; Safe Harbor allows a state)
+    organizations: bool = False
+    ages: str = ""  # "jitter" (every age) or "over_89" (Safe Harbor: only ages over 89)
+    record_numbers: bool = False
+
+    @property
+    def quasi(self) -> bool:
+        return self != POLICIES["direct"]
+
+
+POLICIES = {
+    "direct": Policy("direct"),
+    "quasi": Policy("quasi", dates=True, places=True, regions=True, organizations=True,
+                    ages="jitter"),
+    "hipaa_safe_harbor": Policy("hipaa_safe_harbor", dates=True, keep_years=True, places=True,
+                                ages="over_89", record_numbers=True),
+}
+
+
+# --- dates -----------------------------------------------------------------------------------
+
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December")
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTH = r"(?P<month>(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)[a-z]*\.?)"
+_DAY = r"(?P<day>\d{1,2})(?P<ord>st|nd|rd|th)?"
+_YEAR = r"(?P<year>(?:1[89]|20)\d\d)"
+_WEEKDAY = r"(?:(?P<weekday>(?:Mon|Tues?|Wed(?:nes)?|Thu(?:rs)?|Fri|Sat(?:ur)?|Sun)(?:day)?)" \
+           r",?\s+)?"
+_DATE_FORMS = [
+    ("iso", re.compile(r"(?<![\w/.-])(?P<year>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})(?![\w/-])")),
+    ("numeric", re.compile(r"(?<![\w/.-])(?P<a>\d{1,2})(?P<sep>[/.-])(?P<b>\d{1,2})(?P=sep)"
+                           r"(?P<year>\d{4}|\d{2})(?![\w/-]|\.\d)")),
+    ("dmy", re.compile(_WEEKDAY + _DAY + r"(?:\s+of)?\s+" + _MONTH + r",?\s+" + _YEAR
+                       + r"(?!\d)")),
+    ("mdy", re.compile(_WEEKDAY + _MONTH + r"\s+" + _DAY + r",?\s+" + _YEAR + r"(?!\d)")),
+    ("my", re.compile(_MONTH + r",?\s+" + _YEAR + r"(?!\d)")),
+    ("dm", re.compile(_WEEKDAY + _DAY + r"(?:\s+of)?\s+" + _MONTH + r"(?![\w])")),
+    ("md", re.compile(_WEEKDAY + _MONTH + r"\s+" + _DAY + r"(?![\w:])")),
+]
+# A bare year: 1900-2099, not inside a number, a decade ("1990s") or an amount.
+_BARE_YEAR = re.compile(r"(?<![\w$€£.,/-])(?:19|20)\d\d(?![\w%/-]|[.,]\d)")
+
+
+def _month_number(word: str) -> Optional[int]:
+    w = word.rstrip(".").lower()
+    for i, name in enumerate(_MONTHS):
+        if name.lower().startswith(w[:3]) and name.lower().startswith(w) or (
+                w == "sept" and i == 8):
+            return i + 1
+    return None
+
+
+def _month_word(month: int, like: str) -> str:
+    """Month `month` written like `like`: full or abbreviated, with its period, in its case."""
+    name = _MONTHS[month - 1]
+    bare = like.rstrip(".")
+    if len(bare) <= 4 and bare.lower() != name.lower():
+        name = name[:3]
+    name += "." if like.endswith(".") else ""
+    return name.upper() if bare.isupper() and len(bare) > 1 else name
+
+
+def _ordinal(day: int) -> str:
+    return "th" if 10 <= day % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+
+
+def _numbers_order(values: Sequence[str]) -> str:
+    """'dmy' or 'mdy' for the numeric dates of one document (`values`: all its dates): the
+    order a day above 12 shows (the first such date decides for all); without one, month
+    first when the document writes its dates in words month first ("March 12, 2019", US
+    usage), else day first (most of the world's usage, and the texts' own when they write
+    "12 March 2019")."""
+    for v in values:
+        m = _DATE_FORMS[1][1].fullmatch(v)
+        if m:
+            a, b = int(m.group("a")), int(m.group("b"))
+            if a > 12 >= b:
+                return "dmy"
+            if b > 12 >= a:
+                return "mdy"
+    if any(_DATE_FORMS[3][1].fullmatch(v) or _DATE_FORMS[6][1].fullmatch(v) for v in values):
+        return "mdy"
+    return "dmy"
+
+
+def date_spans(text: str) -> list[Span]:
+    """Dates in the formats above, longest form first, none overlapping."""
+    spans: list[Span] = []
+    for _, pattern in _DATE_FORMS:
+        for m in pattern.finditer(text):
+            if any(s.overlaps(m.start(), m.end()) for s in spans):
+                continue
+            if _parse(m.group(), "dmy") is None and _parse(m.group(), "mdy") is None:
+                continue  # "31/31/2020", "February 30": not a date
+            spans.append(Span(m.start(), m.end(), "date", m.group()))
+    return sorted(spans, key=lambda s: s.start)
+
+
+def year_spans(text: str, taken: Sequence[Span]) -> list[Span]:
+    return [Span(m.start(), m.end(), "year", m.group()) for m in _BARE_YEAR.finditer(text)
+            if not any(s.overlaps(m.start(), m.end()) for s in taken)]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Date:
+    form: str
+    match: "re.Match"
+    year: Optional[int]
+    month: int
+    day: Optional[int]
+
+
+def _parse(value: str, order: str) -> Optional[_Date]:
+    for form, pattern in _DATE_FORMS:
+        m = pattern.fullmatch(value)
+        if not m:
+            continue
+        try:
+            if form == "iso":
+                year, month, day = int(m.group("year")), int(m.group("m")), int(m.group("d"))
+            elif form == "numeric":
+                a, b = int(m.group("a")), int(m.group("b"))
+                day, month = (a, b) if order == "dmy" else (b, a)
+                year = int(m.group("year"))
+                if len(m.group("year")) == 2:
+                    year += 2000 if year < 50 else 1900
+            else:
+                month = _month_number(m.group("month"))
+                if month is None:
+                    return None
+                day = int(m.group("day")) if "day" in m.groupdict() and m.group("day") else None
+                year = int(m.group("year")) if "year" in m.groupdict() and m.group("year") \
+                    else None
+            datetime.date(year or 2001, month, day or 1)  # validates
+        except ValueError:
+            return None
+        return _Date(form, m, year, month, day)
+    return None
+
+
+def _shift(date: datetime.date, years: int, days: int) -> datetime.date:
+    year = date.year + years
+    moved = date.replace(year=year, day=min(date.day, 28)) if date.month == 2 and date.day == 29 \
+        else date.replace(year=year)
+    return moved + datetime.timedelta(days=days)
+
+
+def _write(d: _Date, new: datetime.date, order: str) -> str:
+    """The shifted date in the original's format."""
+    m = d.match
+    if d.form == "iso":
+        return f"{new.year:04d}-{new.month:02d}-{new.day:02d}"
+    if d.form == "numeric":
+        first, second = (new.day, new.month) if order == "dmy" else (new.month, new.day)
+        pad = len(m.group("a")) == 2 or len(m.group("b")) == 2
+        year = f"{new.year:04d}" if len(m.group("year")) == 4 else f"{new.year % 100:02d}"
+        fmt = (lambda n: f"{n:02d}") if pad else str
+        return f"{fmt(first)}{m.group('sep')}{fmt(second)}{m.group('sep')}{year}"
+    value, out, pos = m.group(), [], 0
+
+    def put(group: str, new_text: str):
+        nonlocal pos
+        out.extend([value[pos:m.start(group) - m.start()], new_text])
+        pos = m.end(group) - m.start()
+
+    parts = []
+    if "weekday" in m.groupdict() and m.group("weekday"):
+        parts.append(("weekday", m.start("weekday")))
+    if "day" in m.groupdict() and m.group("day"):
+        parts.append(("day", m.start("day")))
+        if m.group("ord"):
+            parts.append(("ord", m.start("ord")))
+    parts.append(("month", m.start("month")))
+    if "year" in m.groupdict() and m.group("year"):
+        parts.append(("year", m.start("year")))
+    for group, _ in sorted(parts, key=lambda p: p[1]):
+        if group == "weekday":
+            weekday = _WEEKDAYS[new.weekday()]
+            old = m.group("weekday")
+            put(group, weekday[:len(old)] if len(old) <= 4 else weekday)
+        elif group == "day":
+            day = str(new.day).zfill(len(m.group("day")))
+            put(group, day)
+        elif group == "ord":
+            put(group, _ordinal(new.day))
+        elif group == "month":
+            put(group, _month_word(new.month, m.group("month")))
+        else:
+            put(group, str(new.year))
+    out.append(value[pos:])
+    return "".join(out)
+
+
+# --- places, organisations, ages, record numbers -----------------------------------------------
+
+_LEGAL_FORM = (r"(?:Ltd\.?|Limited|Inc\.?|Incorporated|LLC|L\.L\.C\.|LLP|plc|PLC|Corp\.?|"
+               r"Corporation|Co\.|GmbH|AG|KG|SE|SA|S\.A\.|SAS|SARL|S\.p\.A\.|SpA|S\.L\.|BV|"
+               r"B\.V\.|NV|N\.V\.|Pty\.? Ltd\.?|Oy|AB|ASA|A/S)")
+# A run of capitalised words (no sentence's period inside: "Poland. Acme Inc." is two) before
+# a legal form.
+_ORG_WORD = r"[A-Z][\w&'-]*(?:\.[A-Z][\w&'-]*)*"
+_ORG_WITH_FORM = re.compile(r"(?<![\w&'.-])((?:" + _ORG_WORD + r"[ \t]+(?:(?:of|and|&|the|de|du)"
+                            r"[ \t]+)?){0,4}" + _ORG_WORD + r"),?[ \t]+(" + _LEGAL_FORM
+                            + r")(?![\w])")
+_FORM_AT_END = re.compile(r",?[ \t]+" + _LEGAL_FORM + r"$")
+_AGE = re.compile(
+    r"(?i)(?<![\w.-])(?P<n>\d{1,3})(?:[- ]years?[- ]old\b|[- ]?y/?o\b|[- ]?y\.o\.|[- ]yrs?[- ]old\b"
+    r"|[- ]years?[- ]of[- ]age\b)"
+    r"|(?<![\w-])(?:aged?:?|turned|turning)[ \t]+(?P<m>\d{1,3})(?![\w.,]\d|\w)")
+_RECORD_CUE = re.compile(
+    r"(?i)\b(?:MRN|medical record(?: number| no\.?| #)?|patient (?:id|number|no\.?)|"
+    r"health plan (?:id|number|no\.?)|member (?:id|number|no\.?)|policy (?:number|no\.?|#)|"
+    r"account (?:number|no\.?|#)|acct\.? (?:no\.?|#)?|licen[cs]e (?:number|no\.?|#|plate)|"
+    r"certificate (?:number|no\.?|#)|(?:number|licen[cs]e) plate|VIN|serial (?:number|no\.?|#)|"
+    r"device (?:id|serial))[ \t]*[:#]?[ \t]*(?P<v>[A-Z0-9][A-Z0-9-]{3,}[0-9][A-Z0-9-]*"
+    r"|[0-9][A-Z0-9-]{3,})")
+_POSTCODE_CUE = re.compile(r"(?i)\b(?:zip(?: ?code)?|post(?:al)? ?code)[ \t]*[:#]?[ \t]*"
+                           r"(?P<v>\d{5}(?:-\d{4})?)\b")
+
+
+def _generic_word(word: str) -> bool:
+    """A word any organisation may carry ("Paper", "Mills", "Bank", "of"): kept in its fake."""
+    w = word.lower().strip(",.")
+    return w in english_words() or (w.endswith("s") and w[:-1] in english_words())
+
+
+def _is_country_or_state(value: str) -> bool:
+    return value in countries_and_states() or value.lower() in (
+        "us", "usa", "u.s.", "uk", "u.k.", "eu", "america", "europe", "asia", "africa")
+
+
+@functools.lru_cache(maxsize=None)
+def _us_states() -> tuple:
+    from faker.providers.address.en_US import Provider  # pylint: disable=import-outside-toplevel
+    return tuple(Provider.states)
+
+
+def _spacy_spans(text: str, policy: Policy) -> list[Span]:
+    """Places and organisations from the spaCy entities of the text (the parse the name
+    detector made), corrected by the gazetteers: spaCy's small model calls "Wrocław" an ORG."""
+    doc = NER.doc(text)
+    out = []
+    for ent in doc.ents:
+        start, end, value = ent.start_char, ent.end_char, ent.text
+        lead = re.match(r"(?i)the\s+", value)
+        if lead:
+            start, value = start + lead.end(), value[lead.end():]
+        value = value.rstrip(" .,;:'’s") if value.endswith(("'s", "’s")) else value
+        end = start + len(value)
+        if not value or not value[:1].isupper() or "\n" in value:
+            continue
+        if ent.label_ in ("GPE", "LOC", "ORG", "PERSON", "FAC") and value in city_names() \
+                and value not in first_names():
+            out.append(Span(start, end, "place", value))
+        elif ent.label_ == "GPE" and not _is_country_or_state(value):
+            if policy.places and not any(c.isdigit() for c in value):
+                out.append(Span(start, end, "place", value))
+        elif value in ("New York", "Washington") and policy.places:  # the city, mostly
+            out.append(Span(start, end, "place", value))
+        elif ent.label_ == "GPE" and value in _us_states() and policy.regions:
+            out.append(Span(start, end, "region", value))
+        elif ent.label_ == "ORG" and policy.organizations and len(value) > 1 \
+                and not _is_country_or_state(value) \
+                and not (" " not in value and _generic_word(value)):  # "Email", "Notes"
+            out.append(Span(start, end, "organization", value))
+    return [s for s in out if (s.category != "place" or policy.places)]
+
+
+def quasi_spans(text: str, taken: Sequence[Span], policy: Policy) -> list[Span]:
+    """The policy's quasi-identifier spans of text, none overlapping `taken` (the direct
+    identifiers, found first: a date of birth stays a date of birth) or each other."""
+    if not policy.quasi:
+        return []
+    spans: list[Span] = []
+    busy = list(taken)
+
+    def add(span: Span):
+        if span.value.strip() and not any(span.overlaps(s.start, s.end) for s in busy):
+            spans.append(span)
+            busy.append(span)
+
+    if policy.record_numbers:
+        for m in _RECORD_CUE.finditer(text):
+            add(Span(m.start("v"), m.end("v"), "record_number", m.group("v")))
+    if policy.places:
+        for m in _POSTCODE_CUE.finditer(text):
+            add(Span(m.start("v"), m.end("v"), "postcode", m.group("v")))
+    if policy.dates:
+        for s in date_spans(text):
+            add(s)
+    if policy.ages:
+        for m in _AGE.finditer(text):
+            group = "n" if m.group("n") else "m"
+            if policy.ages == "over_89" and int(m.group(group)) <= 90:
+                continue  # Safe Harbor keeps ages up to 89; 90 is its "90 or older"
+            add(Span(m.start(), m.end(), "age", m.group()))
+    if policy.organizations:
+        for m in _ORG_WITH_FORM.finditer(text):
+            start = m.start(1)
+            lead = re.match(r"(?:The|A|An|At|In|For|From|With|By|To|On)[ \t]+", m.group(1))
+            if lead:
+                start += lead.end()
+            add(Span(start, m.end(), "organization", text[start:m.end()]))
+    if policy.places or policy.organizations:
+        for s in _spacy_spans(text, policy):
+            add(s)
+    if policy.dates and not policy.keep_years:
+        for s in year_spans(text, busy):
+            add(s)
+    # A place or organisation found once is one wherever it recurs (spaCy tags by context).
+    for value, category in sorted({(s.value, s.category) for s in spans
+                                   if s.category in ("place", "region", "organization")},
+                                  key=lambda vc: -len(vc[0])):
+        for m in re.finditer(r"(?<![\w@.-])" + re.escape(value) + r"(?![\w@-])", text):
+            add(Span(m.start(), m.end(), category, value))
+    return sorted(spans, key=lambda s: s.start)
+
+
+# --- fakes -----------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _cities_by_locale() -> dict:
+    """Faker locale -> its list of real towns, for the Latin-script locales that keep one."""
+    return {loc: tuple(c for c in cities if c[:1].isupper())
+            for loc, cities in cities_by_locale().items()}
+
+
+@functools.lru_cache(maxsize=None)
+def _locale_of_city() -> dict:
+    out: dict = {}
+    for loc, cities in sorted(_cities_by_locale().items()):
+        for c in cities:
+            out.setdefault(c, loc)
+    return out
+
+
+class QuasiFakes:
+    """The quasi-identifier replacements of one document (see the module docstring).
+
+    rng(key) -> the document's seeded Random for `key`; fresh(draw) draws again while a value
+    repeats a real value or another value's fake (the identity map's rule); spans: the
+    document's spans (its numeric dates decide day-first or month-first)."""
+
+    def __init__(self, policy: Policy, rng: Callable[[str], random.Random],
+                 fresh: Callable[[Callable[[], str]], str], spans: Sequence[Span]):
+        self._policy, self._rng, self._fresh = policy, rng, fresh
+        r = rng("quasi\x00date offset")
+        self.years = 0 if policy.keep_years else r.choice((-3, -2, -1, 1, 2, 3))
+        # With whole years moved, the days stay few so that a date's year mostly moves with
+        # the bare years of the text; alone (Safe Harbor) they hide day and month.
+        most = 180 if policy.keep_years else 60
+        self.days = r.choice([d for d in range(-most, most + 1) if abs(d) >= 7])
+        self.age_delta = rng("quasi\x00age jitter").choice((-3, -2, -1, 1, 2, 3))
+        self._order = _numbers_order([s.value for s in spans if s.category == "date"])
+
+    def replace(self, span: Span) -> str:
+        cat, value = span.category, span.value
+        if cat == "date":
+            return self._date(value)
+        if cat == "year":
+            return str(int(value) + self.years)
+        if cat == "age":
+            return self._age(value)
+        if cat == "postcode":  # Safe Harbor keeps the first three digits
+            rng = self._rng("quasi\x00" + value)
+            return self._fresh(lambda: value[:3] + "".join(
+                str(rng.randrange(10)) if c.isdigit() else c for c in value[3:]))
+        if cat == "record_number":
+            rng = self._rng("quasi\x00" + value)
+            return self._fresh(lambda: "".join(
+                str(rng.randrange(10)) if c.isdigit() else c for c in value))
+        if cat == "place":
+            return self._place(value)
+        if cat == "region":
+            rng = self._rng("quasi\x00" + value)
+            return self._fresh(lambda: rng.choice([s for s in _us_states() if s != value]))
+        if cat == "organization":
+            return self._organization(value)
+        raise ValueError(f"not a quasi-identifier category: {cat!r}")
+
+    def _date(self, value: str) -> str:
+        d = _parse(value, self._order)
+        if d is None:  # detected in one order, never None in practice
+            return value
+        if d.year is None:  # a day and month: D days within a common year
+            new = datetime.date(2001, d.month, d.day or 15) + datetime.timedelta(days=self.days)
+        else:
+            new = _shift(datetime.date(d.year, d.month, d.day or 15), self.years, self.days)
+        out = _write(d, new, self._order)
+        if out == value:  # a month and year whose shift stayed inside the month
+            new = _shift(datetime.date(d.year or 2001, d.month, 15), self.years or 1,
+                         self.days)
+            out = _write(d, new, self._order)
+        return out
+
+    def _age(self, value: str) -> str:
+        m = re.search(r"\d{1,3}", value)
+        age = int(m.group())
+        if self._policy.ages == "over_89":
+            new = 90
+        else:
+            new = age + self.age_delta
+            if (age < 18) != (new < 18) or new < 1:  # a minor stays a minor, an adult an adult
+                new = age - self.age_delta
+            new = max(new, 1)
+        return value[:m.start()] + str(new) + value[m.end():]
+
+    def _place(self, value: str) -> str:
+        rng = self._rng("quasi\x00" + value)
+        locale = _locale_of_city().get(value)
+        if locale:
+            towns = [c for c in _cities_by_locale()[locale] if c != value]
+            return self._fresh(lambda: rng.choice(towns))
+        return self._fresh(lambda: with_faker(rng, lambda f: f.city()))
+
+    def _organization(self, value: str) -> str:
+        """Same shape: the legal form and generic words kept, the distinctive words replaced
+        by surnames, an acronym by an acronym of its length."""
+        rng = self._rng("quasi\x00" + value)
+        form = _FORM_AT_END.search(value)
+        name, tail = (value[:form.start()], value[form.start():]) if form else (value, "")
+
+        def draw() -> str:
+            words = name.split(" ")
+            out, replaced = [], False
+            for i, w in enumerate(words):
+                core = w.strip(",.")
+                if re.fullmatch(r"[A-Z]{2,6}", core):
+                    out.append(w.replace(core, "".join(rng.choice("ABCDEFGHJKLMNPRSTVW")
+                                                       for _ in core)))
+                    replaced = True
+                elif core[:1].isupper() and not _generic_word(core) or (
+                        i == len(words) - 1 and not replaced and core[:1].isupper()
+                        and len(words) == 1):
+                    out.append(w.replace(core, with_faker(rng, lambda f: f.last_name())))
+                    replaced = True
+                else:
+                    out.append(w)
+            if not replaced:  # every word generic ("Bank of America"): a surname first
+                out.insert(0, with_faker(rng, lambda f: f.last_name()))
+            return " ".join(out) + tail
+        return self._fresh(draw)
