@@ -294,7 +294,9 @@ def score(examples, outputs: dict, task: str) -> dict:
         present = set(_words(out))
         kept += sum(w in present for w in rest)
         other += len(rest)
-        placeholders += bool(_PLACEHOLDER.search(out))
+        # A placeholder the original held already (one template says "{street_name}") is not
+        # one the system wrote.
+        placeholders += bool(set(_PLACEHOLDER.findall(out)) - set(_PLACEHOLDER.findall(text)))
     verdicts = {}
     for rid in outputs:
         verdicts[outputs[rid][1]] = verdicts.get(outputs[rid][1], 0) + 1
@@ -388,9 +390,9 @@ def _coherence_figures(emitted, outputs: dict) -> dict:
         changes = outputs[rid][2]
         fakes = {}
         for v in {str(v): v for v in planted}.values():
-            pos = text.find(v)
-            if pos >= 0:
-                new = _replaced(text, pos, pos + len(v), changes)
+            m = re.search(r"(?<!\w)" + re.escape(v) + r"(?!\w)", text)  # "Emil" not in "Emilio"
+            if m:
+                new = _replaced(text, m.start(), m.end(), changes)
                 if new is not None and new.strip(CHANGE_EDGE):
                     fakes[v] = new.strip(CHANGE_EDGE)
         owners = {}

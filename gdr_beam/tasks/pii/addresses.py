@@ -140,8 +140,10 @@ def _prefixed() -> re.Pattern:
     alt = "|".join(re.escape(w) if not w[0].isalpha() else
                    "[" + w[0].upper() + w[0].lower() + "]" + re.escape(w[1:]) for w in words)
     # "Rue de Penthièvre 96", "96 rue de Penthièvre", "Via dalla Staziun, 87"
-    return re.compile(r"(?:(?<![\w.])(" + _HOUSE + r"),?\s+)?(?<![\w])(?:" + alt + r")(?<=\.)?"
-                      r"\s*" + _NAME_WORDS + r"(?:,?\s+(" + _HOUSE + r")\b)?" + _UNIT + "?")
+    # The type word ends at a period ("ul.Polna") or a space: "Am" (German) is no prefix of
+    # "Amelia".
+    return re.compile(r"(?:(?<![\w.])(" + _HOUSE + r"),?\s+)?(?<![\w])(?:" + alt + r")"
+                      r"(?:(?<=\.)\s*|\s+)" + _NAME_WORDS + r"(?:,?\s+(" + _HOUSE + r")\b)?" + _UNIT + "?")
 
 
 @functools.lru_cache(maxsize=None)
