@@ -40,6 +40,7 @@ import numpy as np
 from absl import logging
 
 from gdr_beam.model.config import FULL, SLIDING, LlamaConfig, RopeScaling
+from gdr_beam.model.gguf_files import gguf_reader
 
 # ggml types we dequantise (with gguf.quants); anything else is refused with a clear error.
 SUPPORTED_GGUF_TYPES = frozenset(gguf.GGMLQuantizationType[name] for name in (
@@ -169,7 +170,7 @@ def load_config(path: str) -> LlamaConfig:
     if os.path.isdir(path):
         with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
             return _hf_config(json.load(f), path)
-    return _gguf_config(gguf.GGUFReader(path), path)
+    return _gguf_config(gguf_reader(path), path)
 
 
 # -- GGUF -------------------------------------------------------------------------------------
@@ -247,7 +248,7 @@ def load_gguf(path: str) -> Checkpoint:
     t0 = time.perf_counter()
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    reader = gguf.GGUFReader(path)
+    reader = gguf_reader(path)
     config = _gguf_config(reader, path)
     tensors = {t.name: t for t in reader.tensors}
     arch = _field(reader, "general.architecture")

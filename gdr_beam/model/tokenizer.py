@@ -22,6 +22,8 @@ import tokenizers
 from absl import logging
 from tokenizers import decoders, models, pre_tokenizers
 
+from gdr_beam.model.gguf_files import gguf_reader
+
 _GPT2 = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)"
 _LLAMA3 = (r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+"
            r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
@@ -81,7 +83,7 @@ class Tokenizer:
     @classmethod
     def from_gguf(cls, path_or_reader) -> "Tokenizer":
         reader = (path_or_reader if isinstance(path_or_reader, gguf.GGUFReader)
-                  else gguf.GGUFReader(path_or_reader))
+                  else gguf_reader(path_or_reader))
         kind = _field(reader, "tokenizer.ggml.model")
         if kind != "gpt2":
             raise ValueError(f"tokenizer model {kind!r} is not supported (only byte-level BPE, "
