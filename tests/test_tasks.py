@@ -124,6 +124,15 @@ def test_pii_name_spans_leave_possessives_and_role_words_outside():
                                         for s in detect_pii("Mark Smith and Will Jones met.")}
 
 
+def test_pii_places_and_words_around_places_are_no_names():
+    for text in ("The Princess Royal arrived at noon.", "Then the Danish government began.",
+                 "Erlen bridge is falling down.", "He lives on the north side of Rue du Chapy.",
+                 "These early shows on Luís Camões Street were important."):
+        assert [s for s in detect_pii(text) if s.category == "person"] == [], text
+    found = detect_pii("Via Roma is where Paolo Rossi lives.")
+    assert [(s.category, s.value) for s in found] == [("person", "Paolo Rossi")]
+
+
 def test_pii_value_found_once_is_replaced_wherever_it_recurs():
     # The cue-less occurrences ("send a new one to ...", a name right after "India Ltd.",
     # a possessive running into a title) are found because the same value was found elsewhere.

@@ -344,6 +344,16 @@ def _merge(text: str, spans: list) -> list:
     return out
 
 
+def street_type_prefix(word: str) -> bool:
+    """A street-type word written before the name ("Rue", "Calle", "ul.", "Via")."""
+    return word.lower() in _prefix_words_lower()
+
+
+@functools.lru_cache(maxsize=None)
+def _prefix_words_lower() -> frozenset:
+    return frozenset(w.lower() for w in _prefix_words())
+
+
 def street_word(word: str) -> bool:
     """A street's name or type word ("Zistelweg", "Skoanveien", "Street", "St")."""
     low = word.lower().rstrip(".")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from gdr_beam.tasks.base import Span
-from gdr_beam.tasks.pii.addresses import street_word
+from gdr_beam.tasks.pii.addresses import street_type_prefix, street_word
 from gdr_beam.tasks.pii.gazetteers import city_names, english_words, first_names, last_names
 from gdr_beam.tasks.pii.names import NER, gazetteer_persons, merge_persons, org_word, outside
 from gdr_beam.tasks.pii.national_ids import ID_WORDS
@@ -79,19 +79,47 @@ def _run_beside(text: str, span: Span) -> list:
 
 _STREET_WORD_AFTER = re.compile(r"[ \t]+([A-Z][A-Za-z]*\.?)")
 _ARTICLE_BEFORE = re.compile(r"(?i)\b(?:the|a|an)\s+$")
+_THE_BEFORE = re.compile(r"\b[Tt]he\s+$")
+# Type words no one mistakes for a surname when they end a capitalised run ("Luís Camões
+# Street"), though some are surnames alone ("Street").
+_STREET_TYPES = frozenset("Street Avenue Road Boulevard Strasse Straße Highway".split())
+# A lower-case word after a capitalised one that makes it a place: "Erlen bridge".
+_PLACE_AFTER = re.compile(r"[ \t]+(?:street|road|avenue|bridge|river|lake|park|square|station|"
+                          r"airport|mountain|valley|county|district|province|region|island|"
+                          r"bay|harbour|harbor|beach|village|town|city)\b")
 
 
 def _street_or_word(text: str, span: Span) -> bool:
-    """Not a person: a street's name ("Luís Camões Street", "Zistelweg"), or a lone English word
-    or town the NER model tagged ("Discipline", "Lisboa") that no name list knows."""
+    """Not a person: a street's name ("Luís Camões Street", "Zistelweg", "Rue du Chapy"), a
+    place named by the word after it ("Erlen bridge"), a run after "the" that is no first name
+    and surname ("the Princess Royal", "the Danish government"), or a lone English word or town
+    the NER model tagged ("Discipline", "Lisboa") that no name list knows."""
     words = span.value.split()
     after = _STREET_WORD_AFTER.match(text, span.end)
-    if (street_word(words[-1]) and words[-1] not in last_names()) or \
-            (after and street_word(after.group(1)) and len(after.group(1).rstrip(".")) >= 2):
+    if (street_word(words[-1]) and (words[-1] not in last_names()
+                                    or (len(words) > 1 and words[-1] in _STREET_TYPES))) \
+            or (after and street_word(after.group(1)) and len(after.group(1).rstrip(".")) >= 2):
+        return True
+    if _PLACE_AFTER.match(text, span.end) or _street_prefix_before(text, span.start) \
+            or (len(words) > 1 and street_type_prefix(words[0])
+                and words[0] not in first_names()):  # "Via Roma"
+        return True
+    if _THE_BEFORE.search(text, 0, span.start) and not (
+            len(words) > 1 and words[0] in first_names() and words[-1] in last_names()):
         return True
     return len(words) == 1 and (words[0].lower() in english_words() or words[0] in city_names()
                                 or _ARTICLE_BEFORE.search(text, 0, span.start)) \
         and words[0] not in first_names() and words[0] not in last_names()
+
+
+_PREFIX_BEFORE = re.compile(r"(\S+)(?:[ \t]+(?:du|de|des|del|della|di|da|do|la|le|von|van))?"
+                            r"[ \t]+$")
+
+
+def _street_prefix_before(text: str, start: int) -> bool:
+    """A street-type word right before, a particle allowed between: "Rue du Chapy"."""
+    m = _PREFIX_BEFORE.search(text, max(0, start - 40), start)
+    return bool(m) and street_type_prefix(m.group(1))
 
 
 def _id_word(span: Span) -> bool:
