@@ -293,6 +293,15 @@ def test_pii_rewrite_may_not_swap_places_or_other_words_for_fakes():
         assert review.accepted is None, swapped
 
 
+def test_pii_rewrite_must_keep_the_gender_of_a_first_name():
+    task = get_task("pii")
+    text = "Christine Olsen called; she will send the form to Dennis Boone."
+    flipped = task.review(text, "Joshua Gonzalez called; she will send the form to Mark Hill.")
+    assert flipped.accepted is None and flipped.reason == "gender_changed", flipped
+    kept = task.review(text, "Maria Gonzalez called; she will send the form to Mark Hill.")
+    assert kept.accepted is not None, kept
+
+
 def test_pii_rewrite_must_be_an_identity_map():
     task = get_task("pii")
     original = "Laura Chen called John Park. Later Laura Chen left."

@@ -77,7 +77,7 @@ class IdentityMap:
                     self._used.add(new_word.lower())
             else:
                 self._fixed_people[s.value] = new
-        self._genders = _gender_cues(text, people)
+        self._genders = gender_cues(text, people)
         # Dates, places, organisations, ages: one document offset, jitter and swap list.
         self._quasi = QuasiFakes(policy, self._rng, self._fresh, spans) if policy.quasi \
             else None
@@ -183,7 +183,7 @@ _TITLE_GENDER = re.compile(r"\b(?:(Mr)|(Mrs|Ms|Miss))\.?\s+$")
 _PRONOUN = re.compile(r"\b(?:(he|him|his|himself)|(she|her|hers|herself))\b", re.I)
 
 
-def _gender_cues(text: str, people: Sequence[Span]) -> dict:
+def gender_cues(text: str, people: Sequence[Span]) -> dict:
     """first-name word -> the gender its fake keeps: a title before it ("Mrs. Joža Novak"),
     else the name lists (`guess_gender`), else the first he/she after the name when no other
     person is named in between ("Kisuke said he ..."). Pronouns are read last: a sentence may

@@ -11,8 +11,8 @@ from gdr_beam.tasks.base import CHANGE_EDGE, Span, Task, Verification, diff_chan
     few_shot_messages, register_task, replace_spans
 from gdr_beam.tasks.pii.detect import detect
 from gdr_beam.tasks.pii.fakes import fake_value
-from gdr_beam.tasks.pii.gazetteers import first_names, last_names
-from gdr_beam.tasks.pii.identities import IdentityMap
+from gdr_beam.tasks.pii.gazetteers import first_name_genders, first_names, last_names
+from gdr_beam.tasks.pii.identities import IdentityMap, gender_cues
 from gdr_beam.tasks.pii.national_ids import kinds_of
 from gdr_beam.tasks.pii.quasi import POLICIES, quasi_spans
 
@@ -95,8 +95,11 @@ class PiiTask(Task):
         if reason:
             return reason, detail
         changes = diff_changes(original, rewrite, spans)
-        reason, detail = _coherence(original, changes)
-        return (reason, detail) if reason else _valid_ids(original, changes)
+        for rule in (_coherence, _valid_ids):
+            reason, detail = rule(original, changes)
+            if reason:
+                return reason, detail
+        return _gender_kept(original, spans, changes)
 
     def missed_identifier(self, old: str, new: str) -> bool:
         """A name the detectors vetoed or missed: every word of `old` is a known first name or
@@ -132,6 +135,28 @@ def _valid_ids(original: str, changes) -> tuple[str, str]:
         if kinds and not set(kinds) & set(kinds_of(new)):
             return "invalid_fake", (f"a national id ({kinds[0].name}) was replaced by a value "
                                     "that is not a valid one of its kind")
+    return "", ""
+
+
+def _gender_kept(original: str, spans, changes) -> tuple[str, str]:
+    """A person's fake first name keeps the gender the text gives the real one (a title, the
+    name lists, its ending, a pronoun: `gender_cues`, what the fallback's fakes follow): a
+    model that turns "Christine" into "Joshua" leaves every "she" and "Ms." of the text
+    contradicting the name."""
+    cues = gender_cues(original, [s for s in spans if s.category == "person"])
+    genders = first_name_genders()
+    for c in changes:
+        if "person" not in c["category"].split("+"):
+            continue
+        old = original[c["start"]:c["end"]].strip(CHANGE_EDGE).split()
+        new = c["replacement"].strip(CHANGE_EDGE).split()
+        if not old or not new or old[0] not in cues:
+            continue
+        want, got = cues[old[0]], genders.get(new[0])
+        if got is not None and got != want:
+            return "gender_changed", (f"{old[0]!r} is a {'man' if want == 'male' else 'woman'}'s "
+                                      f"name but its replacement {new[0]!r} is not; use a "
+                                      f"{'man' if want == 'male' else 'woman'}'s name")
     return "", ""
 
 
