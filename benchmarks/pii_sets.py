@@ -19,8 +19,10 @@ imported or run).
 Each example is (id, text, planted): planted holds the direct identifiers of the text (person
 names as `Name`, so any surviving name word counts as a leak; street lines, phones, e-mails,
 personal URLs, cards, IBANs, SSNs, IPs, dates of birth) with a category, as `Planted` values.
-Cities, countries, organisations, jobs, ages and bare street names are quasi-identifiers: not
-planted (the job's default `direct` policy keeps them).
+Quasi-identifiers below country level are planted apart, category `quasi:<kind>` (`city`,
+`state`, `postcode`, `organization`, `job`, `age`, `year`, `date`): the benchmark scores them
+only as quasi leaks (`--pii_policy`), never in the direct figures. Countries, nationalities and
+bare street names are not planted.
 """
 
 from __future__ import annotations
@@ -152,6 +154,13 @@ class _Filler:
             pool = [r for r in records if gender is None or r["Gender"] == gender]
             return rng.choice(pool)
 
+        def quasi(value: str, kind: str) -> str:
+            """A quasi-identifier slot's value, planted as `quasi:<kind>` (kept apart from the
+            direct identifiers in every figure)."""
+            if value.strip():
+                planted.append(Planted(value, "quasi:" + kind))
+            return value
+
         def fill(m):
             slot = m.group(1)
             gender = "male" if slot.endswith("_male") else "female" if \
@@ -186,13 +195,13 @@ class _Filler:
             if base == "secondary_address":
                 return _secondary(rng)
             if base == "city":
-                return rng.choice(records)["City"]
+                return quasi(rng.choice(records)["City"], "city")
             if base == "country":
                 return rng.choice(records)["CountryFull"]
             if base in ("zipcode", "postcode"):
-                return person["ZipCode"]
+                return quasi(person["ZipCode"], "postcode")
             if base == "state_abbr":
-                return person["State"] or "NY"
+                return quasi(person["State"] or "NY", "state")
             if base == "phone_number":
                 value = _phone(rng.choice(records), rng)
                 planted.append(Planted(value, "phone"))
@@ -207,22 +216,24 @@ class _Filler:
                 planted.append(Planted(person["Domain"], "url"))
                 return value
             if base == "organization":
-                return rng.choice(self.orgs)
+                return quasi(rng.choice(self.orgs), "organization")
             if base == "job":
-                return rng.choice(records)["Occupation"].lower()
+                return quasi(rng.choice(records)["Occupation"].lower(), "job")
             if base in ("nationality", "nation_woman", "nation_plural"):
                 return rng.choice(["French", "Danish", "Polish", "Brazilian", "Icelandic"])
             if base == "age":
-                return str(rng.randrange(18, 90))
+                return quasi(str(rng.randrange(18, 90)), "age")
             if base == "year":
-                return str(rng.randrange(1950, 2020))
+                return quasi(str(rng.randrange(1950, 2020)), "year")
             if base == "day_of_week":
                 return rng.choice(["Monday", "Tuesday", "Friday"])
             if base == "date_time":
                 # Fixed bounds (not "this decade"), so a set's texts do not change with the day.
-                return self.fake.date_time_between(
+                value = self.fake.date_time_between(
                     datetime.datetime(2020, 1, 1), datetime.datetime(2029, 12, 31)
                 ).strftime("%d/%m/%Y %H:%M")
+                quasi(value.split(" ")[0], "date")  # the date; a time of day names nobody
+                return value
             if base == "date_of_birth":
                 value = person["Birthday"]
                 planted.append(Planted(value, "date_of_birth"))

@@ -15,6 +15,11 @@ default operators), the usual non-generative peer. Prints JSON per task:
   placeholders         outputs holding a placeholder such as <PERSON> or [REDACTED]
   leak_by_category     the same per category (leak_by_source: per category:kind:source where a
                        set labels its values so, e.g. national_id:pl_pesel:faker)
+  quasi_leak_rate      planted quasi-identifiers (cities, states, postcodes, organisations,
+                       jobs, ages, years, dates; pii_sets.py) left verbatim, per kind in
+                       quasi_leak_by_kind; words_kept_outside_all_planted: the other words
+                       kept, outside every planted value (with --pii_policy, the cost of
+                       rewriting more). Quasi values are in no other figure.
   verdicts             output verdict mix, plus dead letters by reason
   diversity            distinct-1/2 and gzip compression ratio of the outputs vs the originals
                        (refinement should not collapse the data's variety)
@@ -23,6 +28,7 @@ Dead letters (e.g. `rejected` abuse) are not outputs: they leak nothing and are 
 
     python benchmarks/refine_quality.py                      # all tasks, default sizes
     python benchmarks/refine_quality.py --tasks=pii --n_pii=200
+    python benchmarks/refine_quality.py --tasks=pii_presidio_dev --pii_policy=quasi --fallback_only
 """
 
 import argparse
@@ -51,6 +57,9 @@ _PARSER.add_argument("--max_new_tokens", type=int, default=160)
 _PARSER.add_argument("--max_retries", type=int, default=1)
 _PARSER.add_argument("--seed", type=int, default=0)
 _PARSER.add_argument("--out", default=None, help="Also write the JSON here.")
+_PARSER.add_argument("--pii_policy", default=None,
+                     choices=("direct", "quasi", "hipaa_safe_harbor"),
+                     help="The pii task's --pii_policy (default: the job's, `direct`).")
 _PARSER.add_argument("--fallback_only", action="store_true",
                      help="Skip the model: every output is the task's fallback (the detectors' "
                           "and fakes' floor, in seconds instead of minutes).")
@@ -257,7 +266,11 @@ def _unexplained(text: str, planted, out: str) -> list:
 
 def score(examples, outputs: dict, task: str) -> dict:
     """examples: [(id, text, planted)]; outputs: id -> (text, verdict[, changes]) for emitted
-    examples."""
+    examples. Planted quasi-identifiers (`quasi:<kind>`) are scored apart (`_quasi_figures`);
+    every other figure is over the direct identifiers only."""
+    quasi_figures = _quasi_figures(examples, outputs)
+    examples = [(rid, text, [v for v in planted if not _is_quasi(v)])
+                for rid, text, planted in examples]
     planted_total = leaked = clean = kept = other = placeholders = 0
     by_category: dict = {}
     by_source: dict = {}  # "national_id:pl_pesel:faker": the part of a category and its source
@@ -306,6 +319,7 @@ def score(examples, outputs: dict, task: str) -> dict:
         "examples": len(examples), "emitted": len(emitted),
         **_long_figures(emitted, outputs),
         **_coherence_figures(emitted, outputs),
+        **quasi_figures,
         "planted_values": planted_total,
         "leak_rate": round(leaked / planted_total, 4) if planted_total else 0.0,
         "clean_examples": round(clean / len(emitted), 4) if emitted else None,
@@ -325,6 +339,41 @@ def score(examples, outputs: dict, task: str) -> dict:
                       "gzip_ratio": [_compression(texts_in), _compression(texts_out)],
                       "_order": "[original, refined]"},
     }
+
+
+def _is_quasi(value) -> bool:
+    return getattr(value, "category", "").startswith("quasi:")
+
+
+def _quasi_figures(examples, outputs: dict) -> dict:
+    """The planted quasi-identifiers (cities, organisations, ages, dates, ...; pii_sets.py):
+    the share left verbatim (a whole word) in the outputs, per kind, and the share of the
+    original's other words (outside every planted value, direct or quasi) that are kept: what
+    a policy that rewrites more costs in words it should not have touched."""
+    total = left = kept = other = 0
+    by_kind: dict = {}
+    for rid, text, planted in examples:
+        if rid not in outputs:
+            continue
+        out = outputs[rid][0]
+        for v in planted:
+            if not _is_quasi(v):
+                continue
+            leaked = re.search(r"(?<!\w)" + re.escape(str(v)) + r"(?!\w)", out) is not None
+            kind = v.category.split(":", 1)[1]
+            k_total, k_left = by_kind.get(kind, (0, 0))
+            by_kind[kind] = (k_total + 1, k_left + leaked)
+            total, left = total + 1, left + leaked
+        planted_words = set(_words(" ".join(planted)))
+        rest = [w for w in _words(text) if w not in planted_words]
+        present = set(_words(out))
+        kept += sum(w in present for w in rest)
+        other += len(rest)
+    if not total:
+        return {}
+    return {"quasi_planted": total, "quasi_leak_rate": round(left / total, 4),
+            "quasi_leak_by_kind": {k: f"{b}/{a}" for k, (a, b) in sorted(by_kind.items())},
+            "words_kept_outside_all_planted": round(kept / other, 4) if other else None}
 
 
 def _long_figures(emitted, outputs: dict) -> dict:
@@ -463,6 +512,7 @@ def run_gdr(task: str, examples, args, tmp: str, set_name: str = "") -> tuple:
             f.write(json.dumps({"id": rid, "text": text}) + "\n")
     out_dir = os.path.join(tmp, f"{set_name or task}-out")
     job = refine.RefineJob(input=path, output_dir=out_dir, task=task, model=args.model,
+                           pii_policy=args.pii_policy if task == "pii" else None,
                            max_new_tokens=args.max_new_tokens, seed=args.seed,
                            max_retries=args.max_retries, progress_interval=60,
                            # Template sets are near duplicates by design; dedup would hide
@@ -491,6 +541,9 @@ def run_gdr(task: str, examples, args, tmp: str, set_name: str = "") -> tuple:
 
 def run_fallback(task: str, examples, args) -> tuple:
     from gdr_beam.tasks import get_task
+    from gdr_beam.tasks.pii.task import POLICY_TASKS
+    if task == "pii" and args.pii_policy:
+        task = POLICY_TASKS[args.pii_policy]
     t, t0 = get_task(task), time.perf_counter()
     outputs = {}
     for rid, text, _ in examples:
@@ -527,6 +580,7 @@ def main():
     # The job's own defaults: the adapter auto-selected per task, first-attempt temperature.
     result["adapter"] = refine.RefineJob.adapter
     result["temperature"] = refine.RefineJob.temperature
+    result["pii_policy"] = args.pii_policy or "direct"
     with tempfile.TemporaryDirectory() as tmp:
         for set_name in args.tasks.split(","):
             if set_name not in SETS:

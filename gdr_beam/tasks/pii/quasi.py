@@ -56,10 +56,11 @@ import re
 from typing import Callable, Optional, Sequence
 
 from gdr_beam.tasks.base import Span
+from gdr_beam.tasks.pii.addresses import street_word
 from gdr_beam.tasks.pii.fakes import with_faker
 from gdr_beam.tasks.pii.gazetteers import cities_by_locale, city_names, countries_and_states, \
     english_words, first_names
-from gdr_beam.tasks.pii.names import NER
+from gdr_beam.tasks.pii.names import NER, org_word
 
 # The span categories this module produces (the identity map hands them to QuasiFakes).
 QUASI_CATEGORIES = ("date", "year", "place", "region", "organization", "age", "postcode",
@@ -269,12 +270,13 @@ def _write(d: _Date, new: datetime.date, order: str) -> str:
 
 # --- places, organisations, ages, record numbers -----------------------------------------------
 
-_LEGAL_FORM = (r"(?:Ltd\.?|Limited|Inc\.?|Incorporated|LLC|L\.L\.C\.|LLP|plc|PLC|Corp\.?|"
-               r"Corporation|Co\.|GmbH|AG|KG|SE|SA|S\.A\.|SAS|SARL|S\.p\.A\.|SpA|S\.L\.|BV|"
-               r"B\.V\.|NV|N\.V\.|Pty\.? Ltd\.?|Oy|AB|ASA|A/S)")
+# Legal forms; the long ones in any case ("CO.LTD.", "INC"), the short ones only as written.
+_LEGAL_FORM = (r"(?:(?i:Co\.,? ?Ltd\.?|Ltd\.?|Limited|Inc\.?|Incorporated|LLC|L\.L\.C\.|LLP|plc|"
+               r"Corp\.?|Corporation)|Co\.|GmbH|AG|KG|SE|SA|S\.A\.|SAS|SARL|S\.p\.A\.|SpA|"
+               r"S\.L\.|BV|B\.V\.|NV|N\.V\.|Pty\.? Ltd\.?|Oy|AB|ASA|A/S)")
 # A run of capitalised words (no sentence's period inside: "Poland. Acme Inc." is two) before
 # a legal form.
-_ORG_WORD = r"[A-Z][\w&'-]*(?:\.[A-Z][\w&'-]*)*"
+_ORG_WORD = r"[a-z]?[A-Z][\w&'-]*(?:\.[A-Z][\w&'-]*)*"  # "iRobot", "U.S"
 _ORG_WITH_FORM = re.compile(r"(?<![\w&'.-])((?:" + _ORG_WORD + r"[ \t]+(?:(?:of|and|&|the|de|du)"
                             r"[ \t]+)?){0,4}" + _ORG_WORD + r"),?[ \t]+(" + _LEGAL_FORM
                             + r")(?![\w])")
@@ -290,19 +292,51 @@ _RECORD_CUE = re.compile(
     r"certificate (?:number|no\.?|#)|(?:number|licen[cs]e) plate|VIN|serial (?:number|no\.?|#)|"
     r"device (?:id|serial))[ \t]*[:#]?[ \t]*(?P<v>[A-Z0-9][A-Z0-9-]{3,}[0-9][A-Z0-9-]*"
     r"|[0-9][A-Z0-9-]{3,})")
-_POSTCODE_CUE = re.compile(r"(?i)\b(?:zip(?: ?code)?|post(?:al)? ?code)[ \t]*[:#]?[ \t]*"
-                           r"(?P<v>\d{5}(?:-\d{4})?)\b")
+# A postcode: after a cue ("ZIP: 10001", "postal code G1V 3V5"), or after a country name that
+# ends an address block ("Germany 50637").
+_POSTCODE = r"(?P<v>(?=[A-Z0-9]*\d)[A-Z0-9]{2,5}(?:[ -][A-Z0-9]{2,4})?)(?![\w-])"
+_POSTCODE_CUE = re.compile(r"(?i:\b(?:zip(?: ?code)?|post(?:al)? ?code))[ \t]*[:#]?[ \t]*"
+                           + _POSTCODE)
+_COUNTRY_POSTCODE = re.compile(r"(?m)(?P<country>[A-Z][\w .'-]+?)[ \t]+" + _POSTCODE
+                               + r"[ \t]*$")
+# An employer named after a cue, without a legal form ("I work for Equity Residential").
+_EMPLOYER = re.compile(r"\b(?:work(?:s|ed|ing)? (?:for|at)|employed (?:by|at)|join(?:s|ed|ing)?)"
+                       r"[ \t]+((?:" + _ORG_WORD + r"[ \t]+(?:(?:of|and|&)[ \t]+)?){0,4}"
+                       + _ORG_WORD + r")")
+# A town in capitals after a place preposition ("I am in WINMALEE for", "to HELSINKI").
+_CAPS_TOWN = re.compile(r"\b(?:in|to|from|at|near|via)[ \t]+((?:[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ'-]{2,}[ \t])*"
+                        r"[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ'-]{2,})(?![\w])")
+# Unit lines of an address block, between its street line and its town line.
+_UNIT_LINE = re.compile(r"(?i)[ \t>?*-]*(?:apt|apartment|suite|ste|unit|flat|floor|fl|room|"
+                        r"building|bldg|po box)\b\.?[^\n]*$")
+# Words an organisation of any kind may carry: kept in its fake ("Hartley Paper Mills Ltd").
+_SECTOR_WORDS = frozenset(
+    "of and & the for de du des la le et y entertainment software paper foods food global "
+    "retail residential equity energy health healthcare insurance investments investment "
+    "management consulting associates solutions networks network communications properties "
+    "realty resources orchestra hotel hotels restaurant cafe studio studios design digital "
+    "logistics transport construction engineering electric electronics chemicals steel "
+    "mining oil gas power water products brands stores store shop acquisitions acquisition "
+    "corporate trading national american united first general union".split())
 
 
 def _generic_word(word: str) -> bool:
     """A word any organisation may carry ("Paper", "Mills", "Bank", "of"): kept in its fake."""
-    w = word.lower().strip(",.")
-    return w in english_words() or (w.endswith("s") and w[:-1] in english_words())
+    return org_word(word) or word.lower().strip(",.") in _SECTOR_WORDS
+
+
+_ABOVE_TOWNS = frozenset("us usa u.s. u.s.a. uk u.k. eu america europe asia africa "
+                         "oceania".split()) | {"united states", "great britain", "england",
+                                               "scotland", "wales", "northern ireland",
+                                               "south korea", "north korea", "the netherlands",
+                                               "czechia", "russia", "latin america"}
+# Capitals spaCy takes for an organisation or place that name neither.
+_NOT_NAMES = frozenset("ATM ASAP IBAN PIN SSN DOB FYI ETA CEO CFO CTO COO HR IT PDF URL ID VAT "
+                       "GDPR FAQ OK TBD NB PS".split())
 
 
 def _is_country_or_state(value: str) -> bool:
-    return value in countries_and_states() or value.lower() in (
-        "us", "usa", "u.s.", "uk", "u.k.", "eu", "america", "europe", "asia", "africa")
+    return value in countries_and_states() or value.lower() in _ABOVE_TOWNS
 
 
 @functools.lru_cache(maxsize=None)
@@ -323,9 +357,10 @@ def _spacy_spans(text: str, policy: Policy) -> list[Span]:
             start, value = start + lead.end(), value[lead.end():]
         value = value.rstrip(" .,;:'’s") if value.endswith(("'s", "’s")) else value
         end = start + len(value)
-        if not value or not value[:1].isupper() or "\n" in value:
-            continue
-        if ent.label_ in ("GPE", "LOC", "ORG", "PERSON", "FAC") and value in city_names() \
+        if not value or not value[:1].isupper() or "\n" in value or value in _NOT_NAMES \
+                or any(c in value for c in "()[]{}") or street_word(value.split()[-1]):
+            continue  # "ATM", "Cyprus (Greek", a street's name ("Pikk St.", "Zistelweg")
+        if ent.label_ in ("GPE", "LOC", "ORG", "PERSON", "FAC") and (value in city_names() or value.isupper() and value.title() in city_names()) \
                 and value not in first_names():
             out.append(Span(start, end, "place", value))
         elif ent.label_ == "GPE" and not _is_country_or_state(value):
@@ -337,9 +372,37 @@ def _spacy_spans(text: str, policy: Policy) -> list[Span]:
             out.append(Span(start, end, "region", value))
         elif ent.label_ == "ORG" and policy.organizations and len(value) > 1 \
                 and not _is_country_or_state(value) \
-                and not (" " not in value and _generic_word(value)):  # "Email", "Notes"
+                and not (" " not in value and value.lower() in english_words()):  # "Notes"
             out.append(Span(start, end, "organization", value))
     return [s for s in out if (s.category != "place" or policy.places)]
+
+
+def _town_lines(text: str, taken: Sequence[Span]) -> list[Span]:
+    """The town line of an address block: the first line below a street address (unit lines
+    such as "Suite 394" skipped) that holds only words ("Hamilton East", "HELSINKI"; a line
+    with its postcode is the address detector's)."""
+    out = []
+    for a in taken:
+        if a.category != "street_address":
+            continue
+        pos = a.end
+        for _ in range(3):
+            nl = text.find("\n", pos)
+            if nl < 0:
+                break
+            line_end = text.find("\n", nl + 1)
+            line_end = len(text) if line_end < 0 else line_end
+            line = text[nl + 1:line_end]
+            pos = line_end
+            if not line.strip() or _UNIT_LINE.fullmatch(line):
+                continue
+            m = re.fullmatch(r"[ \t>?*-]*([^\W\d_][^\d\n,;:]{1,40}?)[ \t.,]*", line)
+            value = m.group(1).strip() if m else ""
+            if value and len(value.split()) <= 4 and not _is_country_or_state(value):
+                start = nl + 1 + line.index(value)
+                out.append(Span(start, start + len(value), "place", value))
+            break
+    return out
 
 
 def quasi_spans(text: str, taken: Sequence[Span], policy: Policy) -> list[Span]:
@@ -361,6 +424,9 @@ def quasi_spans(text: str, taken: Sequence[Span], policy: Policy) -> list[Span]:
     if policy.places:
         for m in _POSTCODE_CUE.finditer(text):
             add(Span(m.start("v"), m.end("v"), "postcode", m.group("v")))
+        for m in _COUNTRY_POSTCODE.finditer(text):
+            if _is_country_or_state(m.group("country").strip(" ?>*-")):
+                add(Span(m.start("v"), m.end("v"), "postcode", m.group("v")))
     if policy.dates:
         for s in date_spans(text):
             add(s)
@@ -377,6 +443,18 @@ def quasi_spans(text: str, taken: Sequence[Span], policy: Policy) -> list[Span]:
             if lead:
                 start += lead.end()
             add(Span(start, m.end(), "organization", text[start:m.end()]))
+        for m in _EMPLOYER.finditer(text):
+            value = m.group(1)
+            if not _is_country_or_state(value) and value.lower() not in english_words():
+                add(Span(m.start(1), m.end(1), "organization", value))
+    if policy.places:
+        for s in _town_lines(text, taken):
+            add(s)
+        for m in _CAPS_TOWN.finditer(text):
+            value = m.group(1)
+            if not _is_country_or_state(value.title()) and value.lower() not in english_words() \
+                    and value not in _NOT_NAMES:
+                add(Span(m.start(1), m.end(1), "place", value))
     if policy.places or policy.organizations:
         for s in _spacy_spans(text, policy):
             add(s)
@@ -437,10 +515,8 @@ class QuasiFakes:
             return str(int(value) + self.years)
         if cat == "age":
             return self._age(value)
-        if cat == "postcode":  # Safe Harbor keeps the first three digits
-            rng = self._rng("quasi\x00" + value)
-            return self._fresh(lambda: value[:3] + "".join(
-                str(rng.randrange(10)) if c.isdigit() else c for c in value[3:]))
+        if cat == "postcode":
+            return self._postcode(value)
         if cat == "record_number":
             rng = self._rng("quasi\x00" + value)
             return self._fresh(lambda: "".join(
@@ -481,6 +557,24 @@ class QuasiFakes:
             new = max(new, 1)
         return value[:m.start()] + str(new) + value[m.end():]
 
+    def _postcode(self, value: str) -> str:
+        """The leading characters kept (three of a US ZIP, what Safe Harbor allows; fewer of a
+        shorter code, always two fresh ones), the rest fresh of the same kind."""
+        rng = self._rng("quasi\x00" + value)
+        keep = min(3, max(1, sum(c.isalnum() for c in value) - 2))
+
+        def draw() -> str:
+            out, seen = [], 0
+            for c in value:
+                seen += c.isalnum()
+                if not c.isalnum() or seen <= keep:
+                    out.append(c)
+                else:
+                    out.append(str(rng.randrange(10)) if c.isdigit()
+                               else rng.choice("ABCDEFGHJKLMNPRSTUVWXYZ"))
+            return "".join(out)
+        return self._fresh(draw)
+
     def _place(self, value: str) -> str:
         rng = self._rng("quasi\x00" + value)
         locale = _locale_of_city().get(value)
@@ -497,22 +591,20 @@ class QuasiFakes:
         name, tail = (value[:form.start()], value[form.start():]) if form else (value, "")
 
         def draw() -> str:
-            words = name.split(" ")
-            out, replaced = [], False
-            for i, w in enumerate(words):
+            words, replaced = name.split(" "), False
+            out = []
+            for w in words:
                 core = w.strip(",.")
-                if re.fullmatch(r"[A-Z]{2,6}", core):
+                if not core or _generic_word(core) or not core[:2].strip("'-&").isalnum():
+                    out.append(w)
+                elif re.fullmatch(r"[A-Z0-9]{2,6}", core):  # an acronym: another one
                     out.append(w.replace(core, "".join(rng.choice("ABCDEFGHJKLMNPRSTVW")
                                                        for _ in core)))
                     replaced = True
-                elif core[:1].isupper() and not _generic_word(core) or (
-                        i == len(words) - 1 and not replaced and core[:1].isupper()
-                        and len(words) == 1):
+                else:
                     out.append(w.replace(core, with_faker(rng, lambda f: f.last_name())))
                     replaced = True
-                else:
-                    out.append(w)
-            if not replaced:  # every word generic ("Bank of America"): a surname first
-                out.insert(0, with_faker(rng, lambda f: f.last_name()))
+            if not replaced:  # every word generic ("Global Trust"): the first one goes
+                out[0] = with_faker(rng, lambda f: f.last_name())
             return " ".join(out) + tail
         return self._fresh(draw)
