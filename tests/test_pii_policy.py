@@ -67,6 +67,12 @@ def test_quasi_verifier_fails_a_rewrite_that_keeps_a_quasi_value():
     text = "The 45-year-old moved to Leeds on 12 March 2019."
     kept_city = "The 47-year-old moved to Leeds on 2 May 2017."
     assert get_task("pii_quasi").review(text, kept_city).reason == "leaked_value"
+    # Two dates moved by two offsets: incoherent; by one: accepted.
+    two = "Hired 3 May 2019, reviewed on 2019-06-10 in Leeds."
+    assert get_task("pii_quasi").review(
+        two, "Hired 8 July 2017, reviewed on 2017-07-01 in Hull.").reason == "incoherent"
+    assert get_task("pii_quasi").review(
+        two, "Hired 8 July 2017, reviewed on 2017-08-15 in Hull.").accepted is not None
     assert get_task("pii").review(text, text).accepted is not None
 
 

@@ -268,6 +268,40 @@ def _write(d: _Date, new: datetime.date, order: str) -> str:
     return "".join(out)
 
 
+def date_offsets_agree(original: str, spans: Sequence[Span], changes) -> tuple[str, str]:
+    """A rewrite's dates must move by one offset, as the fallback's do: the full dates of the
+    original (day, month and year) and what the rewrite made of them (its `changes`, original
+    offsets) give one shift in days, give or take a leap day. ("", "") when they agree."""
+    order = _numbers_order([s.value for s in spans if s.category == "date"])
+    shifts = {}
+    for s in spans:
+        if s.category != "date":
+            continue
+        old = _parse(s.value, order)
+        touching = sorted((c for c in changes if c["start"] < s.end and s.start < c["end"]),
+                          key=lambda c: c["start"])
+        if old is None or old.year is None or old.day is None or not touching:
+            continue
+        start, end = min(s.start, touching[0]["start"]), max(s.end, touching[-1]["end"])
+        pieces, pos = [], start
+        for c in touching:
+            pieces += [original[pos:c["start"]], c["replacement"]]
+            pos = c["end"]
+        became = " ".join(pieces + [original[pos:end]])
+        found = date_spans(became)
+        new = _parse(found[0].value, order) if found else None
+        if new is None or new.year is None or new.day is None:
+            continue
+        shifts[s.value] = (datetime.date(new.year, new.month, new.day)
+                           - datetime.date(old.year, old.month, old.day)).days
+    if shifts and max(shifts.values()) - min(shifts.values()) > 1:
+        (a, da), (b, db) = min(shifts.items(), key=lambda kv: kv[1]), \
+            max(shifts.items(), key=lambda kv: kv[1])
+        return "incoherent", (f"the dates moved by different offsets ({da} days for {a!r}, "
+                              f"{db} for {b!r}); move every date by the same number of days")
+    return "", ""
+
+
 # --- places, organisations, ages, record numbers -----------------------------------------------
 
 # Legal forms; the long ones in any case ("CO.LTD.", "INC"), the short ones only as written.

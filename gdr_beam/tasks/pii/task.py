@@ -14,7 +14,7 @@ from gdr_beam.tasks.pii.fakes import fake_value
 from gdr_beam.tasks.pii.gazetteers import first_name_genders, first_names, last_names
 from gdr_beam.tasks.pii.identities import IdentityMap, gender_cues
 from gdr_beam.tasks.pii.national_ids import kinds_of
-from gdr_beam.tasks.pii.quasi import POLICIES, quasi_spans
+from gdr_beam.tasks.pii.quasi import POLICIES, date_offsets_agree, quasi_spans
 
 
 SYSTEM = (
@@ -97,6 +97,10 @@ class PiiTask(Task):
         changes = diff_changes(original, rewrite, spans)
         for rule in (_coherence, _valid_ids):
             reason, detail = rule(original, changes)
+            if reason:
+                return reason, detail
+        if self.policy.dates:  # one date offset per document, as the fallback keeps it
+            reason, detail = date_offsets_agree(original, spans, changes)
             if reason:
                 return reason, detail
         return _gender_kept(original, spans, changes)
