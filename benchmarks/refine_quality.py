@@ -264,11 +264,13 @@ def _unexplained(text: str, planted, out: str) -> list:
     return unexplained_edits(text, _planted_spans(text, planted), out)
 
 
-def score(examples, outputs: dict, task: str) -> dict:
+def score(examples, outputs: dict, task: str, pii_policy: str = "direct") -> dict:
     """examples: [(id, text, planted)]; outputs: id -> (text, verdict[, changes]) for emitted
     examples. Planted quasi-identifiers (`quasi:<kind>`) are scored apart (`_quasi_figures`);
-    every other figure is over the direct identifiers only."""
+    every other figure is over the direct identifiers only. Under a pii_policy other than
+    `direct` a model's edit of a quasi value is one it was asked for, not unexplained."""
     quasi_figures = _quasi_figures(examples, outputs)
+    asked = {rid: planted for rid, _, planted in examples} if pii_policy != "direct" else {}
     examples = [(rid, text, [v for v in planted if not _is_quasi(v)])
                 for rid, text, planted in examples]
     planted_total = leaked = clean = kept = other = placeholders = 0
@@ -297,7 +299,7 @@ def score(examples, outputs: dict, task: str) -> dict:
                 name_words_left += bool(re.search(r"\b" + re.escape(w) + r"\b", out))
         if outputs[rid][1] == "rewritten":
             rewritten += 1
-            edits = _unexplained(text, planted, out)
+            edits = _unexplained(text, asked.get(rid, planted), out)
             if edits:
                 unexplained += 1
                 if len(unexplained_samples) < 5:
@@ -596,7 +598,8 @@ def main():
             else:
                 gdr_out, gdr_info = run_gdr(task, examples, args, tmp, set_name)
             result["tasks"][set_name] = {
-                "gdr": {**score(examples, gdr_out, task), **gdr_info},
+                "gdr": {**score(examples, gdr_out, task, args.pii_policy or "direct"),
+                        **gdr_info},
                 "presidio_default": {**score(examples, presidio_out, task), **presidio_info},
             }
             print(f"{set_name}: done", file=sys.stderr)

@@ -59,12 +59,12 @@ from gdr_beam.tasks.base import Span
 from gdr_beam.tasks.pii.addresses import street_word
 from gdr_beam.tasks.pii.fakes import with_faker
 from gdr_beam.tasks.pii.gazetteers import cities_by_locale, city_names, countries_and_states, \
-    english_words, first_names
+    english_words, first_names, last_names
 from gdr_beam.tasks.pii.names import NER, org_word
 
 # The span categories this module produces (the identity map hands them to QuasiFakes).
 QUASI_CATEGORIES = ("date", "year", "place", "region", "organization", "age", "postcode",
-                    "record_number")
+                    "record_number", "profession")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +77,7 @@ class Policy:
     regions: bool = False  # states and provinces (`quasi`; Safe Harbor allows a state)
     organizations: bool = False
     ages: str = ""  # "jitter" (every age) or "over_89" (Safe Harbor: only ages over 89)
+    professions: bool = False
     record_numbers: bool = False
 
     @property
@@ -87,7 +88,7 @@ class Policy:
 POLICIES = {
     "direct": Policy("direct"),
     "quasi": Policy("quasi", dates=True, places=True, regions=True, organizations=True,
-                    ages="jitter"),
+                    ages="jitter", professions=True),
     "hipaa_safe_harbor": Policy("hipaa_safe_harbor", dates=True, keep_years=True, places=True,
                                 ages="over_89", record_numbers=True),
 }
@@ -354,6 +355,48 @@ _SECTOR_WORDS = frozenset(
     "corporate trading national american united first general union".split())
 
 
+@functools.lru_cache(maxsize=None)
+def _jobs() -> tuple:
+    from faker.providers.job.en_US import Provider  # pylint: disable=import-outside-toplevel
+    return tuple(j for j in Provider.jobs if "," not in j and "(" not in j)
+
+
+@functools.lru_cache(maxsize=None)
+def _profession_pattern():
+    """A job title: up to three words ending in the head noun of one of Faker's job titles
+    ("engineer", "clerk", "technician", ...), after a cue that ties it to a person: "works as
+    a", "I am a", "she is an", ", the ... ," after a name, or alone on the line below a name."""
+    heads = sorted({j.split()[-1].lower() for j in _jobs()} - {"crew"}, key=len, reverse=True)
+    head = r"(?i:" + "|".join(re.escape(h) for h in heads) + r")s?"
+    title = r"(?:[A-Za-z][a-z-]+[ \t]+){0,3}" + head
+    return re.compile(
+        r"(?i:\b(?:work(?:s|ed|ing)?|employed|hired|trained|qualified)[ \t]+as|"
+        r"\b(?:I[ \t]+am|I'm|[Ss]he[ \t]+is|[Hh]e[ \t]+is|[Ss]he[ \t]+was|[Hh]e[ \t]+was))"
+        r"[ \t]+(?P<a>(?:an?|the)[ \t]+(?P<t>" + title + r"))(?![\w-])"
+        r"|,[ \t]+(?P<b>the[ \t]+(?P<u>" + title + r")),"
+        r"|(?m:^[ \t>?*-]*(?P<c>" + title + r")[ \t]*$)")
+
+
+def profession_spans(text: str, taken: Sequence[Span]) -> list[Span]:
+    """Professions tied to a person (see _profession_pattern); a line's title only below a
+    line that holds a person's name."""
+    out = []
+    for m in _profession_pattern().finditer(text):
+        group = "a" if m.group("a") else "b" if m.group("b") else "c"
+        start, end = m.start(group), m.end(group)
+        if group == "c":
+            prev_end = text.rfind("\n", 0, start)
+            prev_start = text.rfind("\n", 0, max(prev_end, 0)) + 1
+            while prev_end > 0 and not text[prev_start:prev_end].strip():  # blank lines
+                prev_end = prev_start - 1
+                prev_start = text.rfind("\n", 0, max(prev_end, 0)) + 1
+            if prev_end <= 0 or not any(t.category == "person" and prev_start <= t.start
+                                        < prev_end for t in taken):
+                continue
+        out.append(Span(start, end, "profession", text[start:end]))
+    return out
+
+
 def _generic_word(word: str) -> bool:
     """A word any organisation may carry ("Paper", "Mills", "Bank", "of"): kept in its fake."""
     return org_word(word) or word.lower().strip(",.") in _SECTOR_WORDS
@@ -409,6 +452,18 @@ def _spacy_spans(text: str, policy: Policy) -> list[Span]:
                 and not (" " not in value and value.lower() in english_words()):  # "Notes"
             out.append(Span(start, end, "organization", value))
     return [s for s in out if (s.category != "place" or policy.places)]
+
+
+def _listed_towns(text: str) -> list[Span]:
+    """Words that a Faker town list holds and no other list does: not an English word, first
+    name or surname ("Hutthurm", "Thohoyandou"; not "Reading", "Florence", "Lincoln")."""
+    out = []
+    for m in re.finditer(r"(?<![\w'-])[^\W\d_][\w'-]{3,}", text):
+        w = m.group()
+        if w[:1].isupper() and w in city_names() and w.lower() not in english_words() \
+                and w not in first_names() and w not in last_names() and not street_word(w):
+            out.append(Span(m.start(), m.end(), "place", w))
+    return out
 
 
 def _town_lines(text: str, taken: Sequence[Span]) -> list[Span]:
@@ -481,6 +536,9 @@ def quasi_spans(text: str, taken: Sequence[Span], policy: Policy) -> list[Span]:
             value = m.group(1)
             if not _is_country_or_state(value) and value.lower() not in english_words():
                 add(Span(m.start(1), m.end(1), "organization", value))
+    if policy.professions:
+        for s in profession_spans(text, taken):
+            add(s)
     if policy.places:
         for s in _town_lines(text, taken):
             add(s)
@@ -491,6 +549,9 @@ def quasi_spans(text: str, taken: Sequence[Span], policy: Policy) -> list[Span]:
                 add(Span(m.start(1), m.end(1), "place", value))
     if policy.places or policy.organizations:
         for s in _spacy_spans(text, policy):
+            add(s)
+    if policy.places:
+        for s in _listed_towns(text):
             add(s)
     if policy.dates and not policy.keep_years:
         for s in year_spans(text, busy):
@@ -562,6 +623,8 @@ class QuasiFakes:
             return self._fresh(lambda: rng.choice([s for s in _us_states() if s != value]))
         if cat == "organization":
             return self._organization(value)
+        if cat == "profession":
+            return self._profession(value)
         raise ValueError(f"not a quasi-identifier category: {cat!r}")
 
     def _date(self, value: str) -> str:
@@ -590,6 +653,23 @@ class QuasiFakes:
                 new = age - self.age_delta
             new = max(new, 1)
         return value[:m.start()] + str(new) + value[m.end():]
+
+    def _profession(self, value: str) -> str:
+        """Another job title of Faker's list, its article agreeing ("an engineer" -> "a
+        nurse"), in the original's case."""
+        rng = self._rng("quasi\x00" + value)
+        article = re.match(r"(?i)(an?|the)[ \t]+", value)
+        bare = value[article.end():] if article else value
+
+        def draw() -> str:
+            job = rng.choice(_jobs())
+            job = job.lower() if bare.islower() else job
+            if article and article.group(1).lower() != "the":
+                word = ("an" if job[:1].lower() in "aeiou" else "a")
+                word = word.capitalize() if article.group(1)[:1].isupper() else word
+                return f"{word} {job}"
+            return (value[:article.end()] if article else "") + job
+        return self._fresh(draw)
 
     def _postcode(self, value: str) -> str:
         """The leading characters kept (three of a US ZIP, what Safe Harbor allows; fewer of a
