@@ -11,7 +11,7 @@ from pipelines import refine
 
 QUASI_TEXT = ("On 12 March 2019 the board of Malu Paper Mills Ltd met in Leeds; the minutes say "
               "2019-03-12 and the invoice 12/03/2019. Vallourec SA joined in 2019. A 45-year-old "
-              "engineer from Leeds chaired it.")
+              "engineer from Leeds chaired it; she works as an architect.")
 
 
 def _changes(verification, text):
@@ -42,6 +42,9 @@ def test_quasi_rewrites_dates_places_orgs_and_ages_coherently():
     # An age moves by one to three years and keeps its shape.
     age = next(new for cat, _, new in changes if cat == "age")
     assert re.fullmatch(r"\d+-year-old", age) and 1 <= abs(int(age[:2]) - 45) <= 3
+    # A profession tied to a person: another job title, its article agreeing.
+    job = next(new for cat, _, new in changes if cat == "profession")
+    assert re.fullmatch(r"(a [^aeiouAEIOU]|an [aeiouAEIOU]).*", job) and "architect" not in job
     # Reruns give the same text (seeded by run seed and example id).
     assert get_task("pii_quasi").fallback("doc-1", QUASI_TEXT, seed=0).text == out.text
 

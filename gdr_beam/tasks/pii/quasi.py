@@ -36,9 +36,13 @@ placeholders, so the text still reads as a real one and its internal relations s
                 health plan, account, licence, certificate, vehicle plate, VIN or serial
                 number -> the same shape with fresh digits.
 
-Not done: professions tied to a person ("the plumber") are kept under every policy;
-nationalities, bare street names without a number and Safe Harbor's biometric identifiers
-and photographs (not text) are kept too.
+  professions   (`quasi` only) a job title tied to a person by a cue ("works as a", "she is
+                an", ", the ... ," after a name, alone on the line below a name) and ending in
+                the head noun of one of Faker's job titles -> another Faker job title.
+
+Not done: a profession without such a cue ("the plumber came"), nationalities, bare street
+names without a number and Safe Harbor's biometric identifiers and photographs (not text) are
+kept.
 
 Detection runs on the spaCy pipeline the name detector already runs (one parse per text,
 cached in names.NER). Replacements come from `QuasiFakes`, one per document, seeded by

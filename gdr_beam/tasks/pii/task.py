@@ -38,8 +38,9 @@ SYSTEM_QUASI = (
 _EXTRA = {
     "quasi": "every date (move all dates of the text by the same number of days and years, "
              "keeping their format), every town, city and region (use another town of the same "
-             "country), every organisation name (keep its legal form such as Ltd or Inc) and "
-             "every age (change it by one to three years)",
+             "country), every organisation name (keep its legal form such as Ltd or Inc), "
+             "every person's job title (use another job) and every age (change it by one to "
+             "three years)",
     "hipaa_safe_harbor": "the day and month of every date (move all dates of the text by the "
                          "same number of days, keeping their format and year), every town, "
                          "city and postcode, ages over 89 (write 90), and medical record, "
