@@ -80,6 +80,7 @@ def _run_beside(text: str, span: Span) -> list:
 _STREET_WORD_AFTER = re.compile(r"[ \t]+([A-Z][A-Za-z]*\.?)")
 _ARTICLE_BEFORE = re.compile(r"(?i)\b(?:the|a|an)\s+$")
 _THE_BEFORE = re.compile(r"\b[Tt]he\s+$")
+_DEMONYM_ENDINGS = ("ish", "ian", "ese", "ean")
 # Type words no one mistakes for a surname when they end a capitalised run ("Luís Camões
 # Street"), though some are surnames alone ("Street").
 _STREET_TYPES = frozenset("Street Avenue Road Boulevard Strasse Straße Highway".split())
@@ -91,8 +92,8 @@ _PLACE_AFTER = re.compile(r"[ \t]+(?:street|road|avenue|bridge|river|lake|park|s
 
 def _street_or_word(text: str, span: Span) -> bool:
     """Not a person: a street's name ("Luís Camões Street", "Zistelweg", "Rue du Chapy"), a
-    place named by the word after it ("Erlen bridge"), a run after "the" that is no first name
-    and surname ("the Princess Royal", "the Danish government"), or a lone English word or town
+    place named by the word after it ("Erlen bridge"), a run of English words or demonyms
+    after "the" ("the Princess Royal", "the Danish government"), or a lone English word or town
     the NER model tagged ("Discipline", "Lisboa") that no name list knows."""
     words = span.value.split()
     after = _STREET_WORD_AFTER.match(text, span.end)
@@ -104,9 +105,9 @@ def _street_or_word(text: str, span: Span) -> bool:
             or (len(words) > 1 and street_type_prefix(words[0])
                 and words[0] not in first_names()):  # "Via Roma"
         return True
-    if _THE_BEFORE.search(text, 0, span.start) and not (
-            len(words) > 1 and words[0] in first_names() and words[-1] in last_names()):
-        return True
+    if _THE_BEFORE.search(text, 0, span.start) and all(
+            w.lower() in english_words() or w.endswith(_DEMONYM_ENDINGS) for w in words):
+        return True  # not "the Engel novel", "the Ida Korovina version"
     return len(words) == 1 and (words[0].lower() in english_words() or words[0] in city_names()
                                 or _ARTICLE_BEFORE.search(text, 0, span.start)) \
         and words[0] not in first_names() and words[0] not in last_names()
