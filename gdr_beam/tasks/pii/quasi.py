@@ -343,8 +343,9 @@ _EMPLOYER = re.compile(r"\b(?:work(?:s|ed|ing)? (?:for|at)|employed (?:by|at)|jo
                        r"[ \t]+((?:" + _ORG_WORD + r"[ \t]+(?:(?:of|and|&)[ \t]+)?){0,4}"
                        + _ORG_WORD + r")")
 # A town in capitals after a place preposition ("I am in WINMALEE for", "to HELSINKI").
-_CAPS_TOWN = re.compile(r"\b(?:in|to|from|at|near|via)[ \t]+((?:[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ'-]{2,}[ \t])*"
-                        r"[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ'-]{2,})(?![\w])")
+_CAPS = r"[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ'-]{2,}"
+_CAPS_TOWN = re.compile(r"\b(?:in|to|from|at|near|via)[ \t]+((?:" + _CAPS + r"[ \t])*" + _CAPS
+                        + r")(?![\w])")
 # Unit lines of an address block, between its street line and its town line.
 _UNIT_LINE = re.compile(r"(?i)[ \t>?*-]*(?:apt|apartment|suite|ste|unit|flat|floor|fl|room|"
                         r"building|bldg|po box)\b\.?[^\n]*$")
@@ -441,7 +442,8 @@ def _spacy_spans(text: str, policy: Policy) -> list[Span]:
         if not value or not value[:1].isupper() or "\n" in value or value in _NOT_NAMES \
                 or any(c in value for c in "()[]{}") or street_word(value.split()[-1]):
             continue  # "ATM", "Cyprus (Greek", a street's name ("Pikk St.", "Zistelweg")
-        if ent.label_ in ("GPE", "LOC", "ORG", "PERSON", "FAC") and (value in city_names() or value.isupper() and value.title() in city_names()) \
+        listed = value in city_names() or value.isupper() and value.title() in city_names()
+        if ent.label_ in ("GPE", "LOC", "ORG", "PERSON", "FAC") and listed \
                 and value not in first_names():
             out.append(Span(start, end, "place", value))
         elif ent.label_ == "GPE" and not _is_country_or_state(value):
