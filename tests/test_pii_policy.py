@@ -45,6 +45,10 @@ def test_quasi_rewrites_dates_places_orgs_and_ages_coherently():
     # A profession tied to a person: another job title, its article agreeing.
     job = next(new for cat, _, new in changes if cat == "profession")
     assert re.fullmatch(r"(a [^aeiouAEIOU]|an [aeiouAEIOU]).*", job) and "architect" not in job
+    # A date another segment's accepted rewrite moved sets the offset of all the others.
+    fixed = get_task("pii_quasi").fallback("doc-1", QUASI_TEXT, seed=0,
+                                           fixed={"12 March 2019": "20 April 2017"})
+    assert "2017-04-20" in fixed.text and "20/04/2017" in fixed.text and " in 2017." in fixed.text
     # Reruns give the same text (seeded by run seed and example id).
     assert get_task("pii_quasi").fallback("doc-1", QUASI_TEXT, seed=0).text == out.text
 

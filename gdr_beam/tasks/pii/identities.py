@@ -79,8 +79,8 @@ class IdentityMap:
                 self._fixed_people[s.value] = new
         self._genders = gender_cues(text, people)
         # Dates, places, organisations, ages: one document offset, jitter and swap list.
-        self._quasi = QuasiFakes(policy, self._rng, self._fresh, spans) if policy.quasi \
-            else None
+        self._quasi = QuasiFakes(policy, self._rng, self._fresh, spans, fixed) \
+            if policy.quasi else None
         # Name words as they appear inside identifiers, for derived e-mails and handles.
         for s in people:
             for tok in s.value.split():

@@ -597,7 +597,11 @@ class QuasiFakes:
     document's spans (its numeric dates decide day-first or month-first)."""
 
     def __init__(self, policy: Policy, rng: Callable[[str], random.Random],
-                 fresh: Callable[[Callable[[], str]], str], spans: Sequence[Span]):
+                 fresh: Callable[[Callable[[], str]], str], spans: Sequence[Span],
+                 fixed: Optional[dict] = None):
+        """fixed: value -> replacement already chosen elsewhere in the document (an accepted
+        model rewrite of another segment): a date there sets the document's offset, so the
+        fallback's dates move as the model's did."""
         self._policy, self._rng, self._fresh = policy, rng, fresh
         r = rng("quasi\x00date offset")
         self.years = 0 if policy.keep_years else r.choice((-3, -2, -1, 1, 2, 3))
@@ -607,6 +611,25 @@ class QuasiFakes:
         self.days = r.choice([d for d in range(-most, most + 1) if abs(d) >= 7])
         self.age_delta = rng("quasi\x00age jitter").choice((-3, -2, -1, 1, 2, 3))
         self._order = _numbers_order([s.value for s in spans if s.category == "date"])
+        for s in spans:
+            if s.category == "date" and (fixed or {}).get(s.value) and self._follow(
+                    s.value, fixed[s.value]):
+                break
+
+    def _follow(self, old_value: str, new_value: str) -> bool:
+        """Take the offset from one full date and its replacement; False if either is none,
+        or if under `quasi` it moves by less than half a year (bare years could not move with
+        it, and a bare year left as it was is a leak: the document's own offset then holds)."""
+        old, new = _parse(old_value, self._order), _parse(new_value, self._order)
+        if not old or not new or None in (old.year, old.day, new.year, new.day):
+            return False
+        before = datetime.date(old.year, old.month, old.day)
+        delta = (datetime.date(new.year, new.month, new.day) - before).days
+        years = 0 if self._policy.keep_years else round(delta / 365.25)
+        if delta == 0 or (years == 0 and not self._policy.keep_years):
+            return False
+        self.years, self.days = years, delta - (_shift(before, years, 0) - before).days
+        return True
 
     def replace(self, span: Span) -> str:
         cat, value = span.category, span.value
