@@ -129,6 +129,7 @@ def test_pii_places_and_words_around_places_are_no_names():
                  "Erlen bridge is falling down.", "He lives on the north side of Rue du Chapy.",
                  "These early shows on Luís Camões Street were important."):
         assert [s for s in detect_pii(text) if s.category == "person"] == [], text
+    assert detect_pii("It opened in 2019 (2019-03-12) in Leeds.") == []  # a year and a date
     found = detect_pii("Via Roma is where Paolo Rossi lives.")
     assert [(s.category, s.value) for s in found] == [("person", "Paolo Rossi")]
 

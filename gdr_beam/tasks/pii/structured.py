@@ -15,6 +15,8 @@ from gdr_beam.tasks.pii.national_ids import national_id_spans
 
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}")
+# An ISO date inside a digit run makes it no phone: "in 2019 (2019-03-12)".
+_ISO_DATE = re.compile(r"(?<!\d)(?:19|20)\d{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?!\d)")
 _MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
            r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
 
@@ -102,5 +104,5 @@ DETECTORS: list[tuple[str, Finder]] = [
     ("phone", _pattern(re.compile(r"(?<![\w.+-])\+?\(?\d{1,4}\)?(?:[ .-]?\(?\d{2,5}\)?){1,4}"
                                   r"(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w-])"),
                        lambda s: 7 <= len(digits(re.sub(r"(?:x|ext\.?).*", "", s))) <= 15
-                       and not _DATE.fullmatch(s))),
+                       and not _DATE.fullmatch(s) and not _ISO_DATE.search(s))),
 ]
