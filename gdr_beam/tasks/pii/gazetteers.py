@@ -175,8 +175,11 @@ def guess_gender(first_name: str) -> Optional[str]:
         if len(folded) <= k:
             continue
         m, f = counts.get(folded[-k:], (0, 0))
-        if m + f >= 20:
-            if max(m, f) >= 0.8 * (m + f):
+        # Thresholds from the dev half of the presidio-evaluator names (1,200 examples): at
+        # 85% and 50 names an ending guesses 107 of 250 unknown names, 11 wrongly (at 80% and
+        # 20: 149, 26 wrongly); an unsure name gets a name given to both genders instead.
+        if m + f >= 50:
+            if max(m, f) >= 0.85 * (m + f):
                 return "male" if m > f else "female"
             return None
     return None
