@@ -95,7 +95,7 @@ def estimate(job, n: int, refine, tokens_per_s: Optional[float] = None,
     outputs = report["counts"]["outputs"]
     return {
         "approximate": True,
-        "task": job.task, "model": job.model or "embedded SmolLM2-135M-Instruct",
+        "task": refine.task_name(job), "model": job.model or "embedded SmolLM2-135M-Instruct",
         "adapter": report.get("config", {}).get("adapter"),
         "input": {"path": job.input, "format": fmt, "files": found.files,
                   "bytes": found.bytes, "records": found.records,
