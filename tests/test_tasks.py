@@ -134,6 +134,12 @@ def test_pii_places_and_words_around_places_are_no_names():
     assert [(s.category, s.value) for s in found] == [("person", "Paolo Rossi")]
 
 
+def test_pii_old_full_dates_are_birth_dates_only_in_a_text_about_a_birth():
+    found = detect_pii("Please tell me your date of birth.\n\nIt's 10/17/1968. Sent 12/10/2023.")
+    assert [(s.category, s.value) for s in found] == [("date_of_birth", "10/17/1968")]
+    assert detect_pii("The band played on 10/17/1968.") == []
+
+
 def test_pii_value_found_once_is_replaced_wherever_it_recurs():
     # The cue-less occurrences ("send a new one to ...", a name right after "India Ltd.",
     # a possessive running into a title) are found because the same value was found elsewhere.

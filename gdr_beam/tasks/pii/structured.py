@@ -3,6 +3,7 @@ SSNs, IPs, dates of birth, phones."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 from typing import Callable, Optional
@@ -77,6 +78,24 @@ _CUED_PHONE = re.compile(r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|desk|off
                          r"(?: at| on)?|reach me at|text me at|whatsapp|ph)\.?:?\s+"
                          r"(\+?\d{2,4}(?:[ .-]\d{2,4}){1,4})(?![\w-])")
 
+_BIRTH_WORD = re.compile(r"(?i)\b(?:dob|d\.o\.b\.|date of birth|birth ?date|birthday|born)\b")
+_FULL_DATE = re.compile(r"(?<![\w/.-])(?:\d{4}-\d{2}-\d{2}|\d{1,2}[/.]\d{1,2}[/.]\d{4}|"
+                        + _MONTHS + r"\.? \d{1,2},? \d{4}|\d{1,2} " + _MONTHS + r"\.?,? \d{4})"
+                        r"(?![\w/-]|\.\d)")
+
+
+def _birth_dates_in_a_birth_text(text: str) -> list:
+    """In a text that speaks of a birth anywhere ("tell me your date of birth. It's
+    10/17/1968", a letter whose first paragraph gives a birthday its last repeats), a full
+    date at least ten years old is taken for a birth date: few other full dates of a private
+    text are that old, and a date is personal data either way. Not in other texts."""
+    if not _BIRTH_WORD.search(text):
+        return []
+    latest = datetime.date.today().year - 10
+    return [(m.start(), m.end()) for m in _FULL_DATE.finditer(text)
+            if 1900 <= int(re.search(r"\d{4}", m.group()).group()) <= latest]
+
+
 # (category, finder) in priority order: an earlier finder wins overlapping spans.
 DETECTORS: list[tuple[str, Finder]] = [
     ("email", _pattern(re.compile(
@@ -96,6 +115,7 @@ DETECTORS: list[tuple[str, Finder]] = [
         r"(?:(?:is|was|on|the|in|of|at|:|-)\s+){0,3}"
         r"(\d{4}-\d{2}-\d{2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}|" + _MONTHS + r"\.? \d{1,2},? \d{4}|"
         r"\d{1,2} " + _MONTHS + r"\.?,? \d{4})"))),
+    ("date_of_birth", _birth_dates_in_a_birth_text),
     ("street_address", _addresses),
     ("url", _urls),
     ("handle", _pattern(_HANDLE)),
