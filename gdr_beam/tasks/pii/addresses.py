@@ -143,7 +143,8 @@ def _prefixed() -> re.Pattern:
     # The type word ends at a period ("ul.Polna") or a space: "Am" (German) is no prefix of
     # "Amelia".
     return re.compile(r"(?:(?<![\w.])(" + _HOUSE + r"),?\s+)?(?<![\w])(?:" + alt + r")"
-                      r"(?:(?<=\.)\s*|\s+)" + _NAME_WORDS + r"(?:,?\s+(" + _HOUSE + r")\b)?" + _UNIT + "?")
+                      r"(?:(?<=\.)\s*|\s+)" + _NAME_WORDS + r"(?:,?\s+(" + _HOUSE + r")\b)?"
+                      + _UNIT + "?")
 
 
 @functools.lru_cache(maxsize=None)
