@@ -16,6 +16,7 @@ detected value is a span too (same category, hence the same fake through the ide
 
 from __future__ import annotations
 
+import bisect
 import re
 from typing import Iterable
 
@@ -35,9 +36,19 @@ def recurrences(text: str, spans: Iterable[Span], categories=None) -> list[Span]
     `spans` or each other. categories: only values of these (default: all)."""
     taken = sorted(spans, key=lambda s: s.start)
     found: list[Span] = []
+    # Starts and ends of every span so far, in text order (they never overlap, so the ends are
+    # sorted too): an overlap test is one bisection, not a scan (long documents hold thousands).
+    starts, ends = [s.start for s in taken], [s.end for s in taken]
 
     def free(start: int, end: int) -> bool:
-        return not any(s.overlaps(start, end) for s in taken + found)
+        i = bisect.bisect_left(starts, end)  # spans starting before `end`
+        return i == 0 or ends[i - 1] <= start
+
+    def take(span: Span):
+        i = bisect.bisect_left(starts, span.start)
+        starts.insert(i, span.start)
+        ends.insert(i, span.end)
+        found.append(span)
 
     for value, category in sorted({(s.value, s.category) for s in taken
                                    if s.category in _VERBATIM
@@ -45,11 +56,11 @@ def recurrences(text: str, spans: Iterable[Span], categories=None) -> list[Span]
                                   key=lambda vc: -len(vc[0])):
         for m in re.finditer(r"(?<![\w@./-])" + re.escape(value) + r"(?![\w@]|[./-]\w)", text):
             if free(m.start(), m.end()):
-                found.append(Span(m.start(), m.end(), category, value))
+                take(Span(m.start(), m.end(), category, value))
     if categories is None or "person" in categories:
         for span in _name_runs(text, taken):
             if free(span.start, span.end):
-                found.append(span)
+                take(span)
     return sorted(found, key=lambda s: s.start)
 
 
