@@ -117,6 +117,21 @@ def test_repetition_ngram_rule_needs_min_words():
     assert reason(" ".join(words + words)) == "repetition"     # 20 words, 8 of 18 repeat
 
 
+def test_repetition_ngram_rule_leaves_quoted_history_out():
+    # An e-mail thread quoting every earlier message in full is ordinary data, not a loop.
+    messages = [prose(40, seed=s) for s in range(6, 10)]
+    thread, quoted = [], ""
+    for m in messages:
+        body = m + ("\n\n" + "\n".join("> " + ln for ln in quoted.split("\n")) if quoted else "")
+        thread.append(body)
+        quoted = body
+    text = "\n\n-----\n\n".join(reversed(thread))
+    assert duplicate_ngram_fraction(text.split(), 3) > 0.3
+    assert reason(text) is None
+    # The same repeats unquoted are still repetition.
+    assert reason(text.replace("> ", "")) == "repetition"
+
+
 def test_loop_single_word():
     assert reason("the " * 10) == "repetition"
     assert "1-word unit repeated 10 times" in filter_reason({"text": "the " * 10})[1]
