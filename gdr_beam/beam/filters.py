@@ -77,8 +77,8 @@ class FilterConfig:
         long text; a short text with one is dropped.
     ngram / max_duplicate_ngram_fraction: of the text's word n-grams (words are `\\w+` runs,
         case-folded; lines quoted with ">" left out: a thread's quoted history repeats earlier
-        messages by convention), at most this share may repeat an n-gram seen earlier in the text. Natural
-        prose of 100,000 characters measures 0.12-0.17 for n=3 (GPL-3, vim's docs); a
+        messages by convention), at most this share may repeat an n-gram seen earlier in the
+        text. Natural prose of 100,000 characters measures 0.12-0.17 for n=3 (GPL-3, vim's docs); a
         concatenation of near-identical license texts measures 0.47.
     repetition_min_words: the n-gram rule applies only to texts of at least this many words:
         on a handful of words one repeat is a large fraction and means nothing.

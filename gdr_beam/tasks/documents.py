@@ -30,7 +30,6 @@ from gdr_beam.tasks.base import CHANGE_EDGE, Span, Task, Verification
 INCONSISTENT = "inconsistent_across_segments"
 LEAKED = "leaked_in_document"
 MISSING = "segment_missing"
-# A change's old text is read with the punctuation a word-level diff carries beside a value.
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,6 +20,7 @@ Seeded by (run seed, example id, value), so reruns give the same fakes.
 
 from __future__ import annotations
 
+import bisect
 import random
 import re
 import unicodedata
@@ -116,19 +117,22 @@ class IdentityMap:
             elif token in self._surnames:
                 self._tokens[token] = self._fresh(lambda: with_faker(rng, lambda f: f.last_name()))
             else:
-                gender = self._genders.get(token)
-                neutral = [n for n in neutral_first_names() if n.lower() not in self._used
-                           and n.lower() not in self._real]
-                if gender is None and neutral:  # nothing tells: a name given to both genders
-                    self._tokens[token] = self._fresh(lambda: rng.choice(neutral))
-                elif gender is None:
-                    self._tokens[token] = self._fresh(
-                        lambda: with_faker(rng, lambda f: f.first_name()))
-                else:
-                    make = {"male": lambda f: f.first_name_male(),
-                            "female": lambda f: f.first_name_female()}[gender]
-                    self._tokens[token] = self._fresh(lambda: with_faker(rng, make))
+                self._tokens[token] = self._fresh(self._first_name_draw(token, rng))
         return self._tokens[token]
+
+    def _first_name_draw(self, token: str, rng: random.Random) -> Callable[[], str]:
+        """How a fake first name for `token` is drawn: of its gender where the text tells it,
+        else a name given to both genders not yet used (any first name once those run out)."""
+        gender = self._genders.get(token)
+        if gender is not None:
+            make = {"male": lambda f: f.first_name_male(),
+                    "female": lambda f: f.first_name_female()}[gender]
+            return lambda: with_faker(rng, make)
+        neutral = [n for n in neutral_first_names() if n.lower() not in self._used
+                   and n.lower() not in self._real]
+        if neutral:
+            return lambda: rng.choice(neutral)
+        return lambda: with_faker(rng, lambda f: f.first_name())
 
     def replace(self, span: Span) -> str:
         """The fake for a detected span."""
@@ -197,15 +201,15 @@ def gender_cues(text: str, people: Sequence[Span]) -> dict:
             continue  # "Ms. Chen": a surname
         first = words[0]
         title = _TITLE_GENDER.search(text, max(0, s.start - 8), s.start)
-        if title:
-            if len(words) > 1 or first not in out:
-                out[first] = "male" if title.group(1) else "female"
+        if title:  # a lone word after a title was skipped above: this is a first name
+            out[first] = "male" if title.group(1) else "female"
             continue
         if first in out:
             continue
         gender = guess_gender(first)
         if gender is None:
-            stop = next((b for b in starts if b > s.start), len(text))
+            i = bisect.bisect_right(starts, s.start)  # where the next person is named
+            stop = starts[i] if i < len(starts) else len(text)
             m = _PRONOUN.search(text, s.end, min(stop, s.end + 150))
             gender = None if m is None else "male" if m.group(1) else "female"
         if gender is not None:

@@ -18,6 +18,8 @@ from gdr_beam.tasks.pii.national_ids import national_id_spans
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}")
 # An ISO date inside a digit run makes it no phone: "in 2019 (2019-03-12)".
 _ISO_DATE = re.compile(r"(?<!\d)(?:19|20)\d{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?!\d)")
+# Words naming a birth (the cue of a date of birth).
+_BIRTH_CUES = r"dob|d\.o\.b\.|date of birth|birth ?date|birthday"
 _MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
            r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
 
@@ -78,7 +80,7 @@ _CUED_PHONE = re.compile(r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|desk|off
                          r"(?: at| on)?|reach me at|text me at|whatsapp|ph)\.?:?\s+"
                          r"(\+?\d{2,4}(?:[ .-]\d{2,4}){1,4})(?![\w-])")
 
-_BIRTH_WORD = re.compile(r"(?i)\b(?:dob|d\.o\.b\.|date of birth|birth ?date|birthday|born)\b")
+_BIRTH_WORD = re.compile(r"(?i)\b(?:" + _BIRTH_CUES + r"|born)\b")
 _FULL_DATE = re.compile(r"(?<![\w/.-])(?:\d{4}-\d{2}-\d{2}|\d{1,2}[/.]\d{1,2}[/.]\d{4}|"
                         + _MONTHS + r"\.? \d{1,2},? \d{4}|\d{1,2} " + _MONTHS + r"\.?,? \d{4})"
                         r"(?![\w/-]|\.\d)")
@@ -111,7 +113,7 @@ DETECTORS: list[tuple[str, Finder]] = [
                                        r"(?:25[0-5]|2[0-4]\d|1?\d?\d)\b"))),
     # Only the date (group 1) is the value; the cue before it stays.
     ("date_of_birth", _pattern(re.compile(
-        r"(?i)\b(?:dob|d\.o\.b\.|date of birth|birth ?date|birthday|born(?: on)?)[:\s]+"
+        r"(?i)\b(?:" + _BIRTH_CUES + r"|born(?: on)?)[:\s]+"
         r"(?:(?:is|was|on|the|in|of|at|:|-)\s+){0,3}"
         r"(\d{4}-\d{2}-\d{2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}|" + _MONTHS + r"\.? \d{1,2},? \d{4}|"
         r"\d{1,2} " + _MONTHS + r"\.?,? \d{4})"))),
