@@ -304,11 +304,8 @@ def score(examples, outputs: dict, task: str, pii_policy: str = "direct") -> dic
                 unexplained += 1
                 if len(unexplained_samples) < 5:
                     unexplained_samples.append(f"{rid}: {edits[0].describe()}")
-        planted_words = set(_words(" ".join(planted)))
-        rest = [w for w in _words(text) if w not in planted_words]
-        present = set(_words(out))
-        kept += sum(w in present for w in rest)
-        other += len(rest)
+        k, n = _other_words_kept(text, planted, out)
+        kept, other = kept + k, other + n
         # A placeholder the original held already (one template says "{street_name}") is not
         # one the system wrote.
         placeholders += bool(set(_PLACEHOLDER.findall(out)) - set(_PLACEHOLDER.findall(text)))
@@ -343,6 +340,15 @@ def score(examples, outputs: dict, task: str, pii_policy: str = "direct") -> dic
     }
 
 
+def _other_words_kept(text: str, planted, out: str) -> tuple:
+    """(kept, total): the original's words outside the planted values, and how many of them the
+    output still holds."""
+    planted_words = set(_words(" ".join(planted)))
+    rest = [w for w in _words(text) if w not in planted_words]
+    present = set(_words(out))
+    return sum(w in present for w in rest), len(rest)
+
+
 def _is_quasi(value) -> bool:
     return getattr(value, "category", "").startswith("quasi:")
 
@@ -366,11 +372,8 @@ def _quasi_figures(examples, outputs: dict) -> dict:
             k_total, k_left = by_kind.get(kind, (0, 0))
             by_kind[kind] = (k_total + 1, k_left + leaked)
             total, left = total + 1, left + leaked
-        planted_words = set(_words(" ".join(planted)))
-        rest = [w for w in _words(text) if w not in planted_words]
-        present = set(_words(out))
-        kept += sum(w in present for w in rest)
-        other += len(rest)
+        k, n = _other_words_kept(text, planted, out)
+        kept, other = kept + k, other + n
     if not total:
         return {}
     return {"quasi_planted": total, "quasi_leak_rate": round(left / total, 4),
