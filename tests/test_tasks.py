@@ -288,6 +288,16 @@ def test_pii_fallback_fakes_are_coherent():
     polish = task.fallback("ex-2", "Jana Nowak\nul. Polna 5\n00-625 Warszawa", seed=0).text
     assert "\n00-625 Warszawa" in polish and "Polna" not in polish
     assert re.search(r"^(?:ul\.|ulica|al\.|aleja|plac|pl\.) ", polish.split("\n")[1]), polish
+    # ... and its town line stays a town, after a postcode too ("an der Ilm" is no person)
+    german = task.fallback("ex-4", "Send it to Anna Weber, Hahngasse 74/46\n16607 Pfaffenhofen "
+                           "an der Ilm.", seed=0).text
+    assert german.endswith("\n16607 Pfaffenhofen an der Ilm.") and "Hahngasse" not in german
+    # a phone keeps its country: calling code, "(0)" trunk prefix, a national number's 0
+    for number, head in (("+44(0)808 1570322", "+44(0)"), ("+4420 7496 0150", "+44"),
+                         ("+353 1 234 5678", "+353 "), ("020 7946 0018", "0")):
+        out = task.fallback("ex-5", f"Call Anna Weber on {number} today.", seed=0).text
+        fake = out.split(" on ")[1][:-len(" today.")]
+        assert fake.startswith(head) and fake != number and len(fake) == len(number), out
 
 
 def test_pii_rewrite_may_not_swap_places_or_other_words_for_fakes():

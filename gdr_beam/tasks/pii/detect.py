@@ -129,9 +129,15 @@ def _id_word(span: Span) -> bool:
     return any(w.strip(".,:;()") in ID_WORDS or w in ID_WORDS for w in span.value.split())
 
 
+# A postcode opening a town line: "16607", "61-668", "1317 YB" is not matched (letters).
+_POSTCODE_OPENING = re.compile(r"[ \t>]*\d{3,5}(?:-\d{2,4})?[ \t]")
+
+
 def _town_line(text: str, span: Span, addresses: list) -> bool:
-    """A name candidate opening the line right below a street address is its town
-    ("1956 Uitsig St\nGrahamstad 6139")."""
+    """A name candidate on the line right below a street address, opening it or after its
+    postcode, is (part of) its town ("1956 Uitsig St\nGrahamstad 6139", "Hahngasse 74\n16607
+    Pfaffenhofen an der Ilm")."""
     line_start = text.rfind("\n", 0, span.start) + 1
-    return text[line_start:span.start].strip(" \t>") == "" and any(
+    before = text[line_start:span.start]
+    return (before.strip(" \t>") == "" or bool(_POSTCODE_OPENING.match(before))) and any(
         a.end <= line_start and text[a.end:line_start].strip() == "" for a in addresses)

@@ -46,6 +46,28 @@ def _fix_last_digit(value: str, ok: Callable[[str], bool]) -> str:
     return value
 
 
+# A national trunk prefix after a country code: "+44 (0)20 ...", "+49(0) 9150 ...".
+_TRUNK = re.compile(r"[ \t]*\(0\)[ \t]*")
+
+
+def _phone_country_part(value: str) -> str:
+    """The head of a phone number that says its country and is not personal: a calling code
+    ("+44", "+1", "+353": calling codes are prefix-free, so at most one length is one),
+    with a "(0)" trunk prefix after it; or a national number's leading trunk 0. Kept, so a UK
+    number's fake is a UK number ("+4420 7496 0150" once became "+6420 ...")."""
+    import phonenumbers  # pylint: disable=import-outside-toplevel
+    if value.startswith("0"):
+        return "0"
+    digits = re.match(r"\+(\d{1,3})", value)
+    if not digits:
+        return ""
+    for n in range(1, len(digits.group(1)) + 1):
+        if int(digits.group(1)[:n]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            trunk = _TRUNK.match(value, 1 + n)
+            return value[:trunk.end() if trunk else 1 + n]
+    return ""
+
+
 def _fake_date(value: str, rng: random.Random) -> str:
     """A date of birth in the same format as `value`."""
     year, month, day = rng.randrange(1950, 2004), rng.randrange(1, 13), rng.randrange(1, 29)
@@ -146,9 +168,7 @@ def fake_value(category: str, value: str, rng: random.Random) -> str:
     if category == "handle":
         return "@" + _with_faker_user(rng)
     if category == "phone":
-        # The country code is not personal; keeping it keeps the number dialable-looking.
-        code = re.match(r"\+\d{1,3}(?=[ .-])", value)
-        head = code.group() if code else ""
+        head = _phone_country_part(value)
         return head + _same_shape_digits(value[len(head):], rng)
     return _same_shape_digits(value, rng)
 
