@@ -110,27 +110,60 @@ FRESH_EVAL_TEMPLATES = (
     "Sorry {first}, I missed your call. Try me at {phone} after 5.",
     "The lease for {address} lists {name} as the tenant and {name2} as guarantor.",
 )
+# Training-only frames for the kinds and shapes the first three adapters never saw (added for
+# the fourth): card numbers, IBANs, SSNs, IP addresses, birth dates, non-US postal addresses and
+# phones, surnames after a title, and a person's pronouns, so the fallback's targets teach the
+# model to keep a fake's gender. Written for this purpose, not taken from any evaluation set;
+# kept last so the indexes of the frames above (and every eval split) are unchanged.
+WIDER_TRAIN_TEMPLATES = (
+    "Card on file for {name}: {card}, expires next spring.",
+    "Refund to card {card}; the holder {name} asked us to e-mail {email}.",
+    "Please wire the deposit to IBAN {iban} (account holder: {name}).",
+    "{name_f} changed her bank details; the new IBAN is {iban}.",
+    "Employee {name}, SSN {ssn}, starts on the first of the month.",
+    "The form lists SSN {ssn} for {name_m}; he signed it on Tuesday.",
+    "Login alert: {email} signed in from {ip} at 02:14.",
+    "Blocked {ip} after five failed attempts on {name}'s account.",
+    "{name_f} was born on {dob}; she asked to update her file.",
+    "Date of birth: {dob}\nName: {name}\nPhone: {phone}",
+    "{name_m} (born {dob}) says he moved last year.",
+    "Send the parcel to {name}, {intl_address}.",
+    "{name}\n{intl_address}\n{intl_phone}",
+    "Our Berlin office contact is {name_f}; she answers on {intl_phone}.",
+    "Mr. {last_m} called from {intl_phone} about the invoice; he wants a copy by post.",
+    "Ms. {last_f} confirmed the booking and will pay by card {card}.",
+    "Dr. {last_f} is on call tonight; page her at {phone}.",
+    "{name_m} said he would review the draft, and his manager {name_f} agreed.",
+    "Thanks to {name_f} for her help with the move to {intl_address}.",
+    "Interview: {first_m}: I grew up near the harbour.\n{first_f}: When did you leave?",
+    "Signed,\n{name_f}\n{intl_address}",
+    "The applicant, {name_m}, gave {intl_address} as his home and {intl_phone} as his number.",
+    "Customer {name_f} disputes a charge on {card}; her phone is {phone}.",
+    "Payroll update for {name_m}: IBAN {iban}, SSN {ssn}.",
+)
 HELD_OUT_EVERY = 5  # template i is an eval template when i % 5 == 4
 
 
 SPLITS = ("train", "eval", "eval_fresh")
-_FRAMES = TEMPLATES + TRAIN_ONLY_TEMPLATES + FRESH_EVAL_TEMPLATES
+_FRAMES = TEMPLATES + TRAIN_ONLY_TEMPLATES + FRESH_EVAL_TEMPLATES + WIDER_TRAIN_TEMPLATES
 
 
 def template_ids(split: str) -> list[int]:
     """Ids of the frames a split draws from, indexes into TEMPLATES + TRAIN_ONLY_TEMPLATES +
-    FRESH_EVAL_TEMPLATES: "eval" every fifth of TEMPLATES, "train" the rest of TEMPLATES and
-    TRAIN_ONLY_TEMPLATES, "eval_fresh" FRESH_EVAL_TEMPLATES."""
+    FRESH_EVAL_TEMPLATES + WIDER_TRAIN_TEMPLATES: "eval" every fifth of TEMPLATES, "train" the
+    rest of TEMPLATES, TRAIN_ONLY_TEMPLATES and WIDER_TRAIN_TEMPLATES, "eval_fresh"
+    FRESH_EVAL_TEMPLATES."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     held = [i for i in range(len(TEMPLATES)) if i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1]
     if split == "eval":
         return held
     fresh_start = len(TEMPLATES) + len(TRAIN_ONLY_TEMPLATES)
+    wider_start = fresh_start + len(FRESH_EVAL_TEMPLATES)
     if split == "eval_fresh":
-        return list(range(fresh_start, len(_FRAMES)))
+        return list(range(fresh_start, wider_start))
     return [i for i in range(len(TEMPLATES)) if i not in held] + \
-        list(range(len(TEMPLATES), fresh_start))
+        list(range(len(TEMPLATES), fresh_start)) + list(range(wider_start, len(_FRAMES)))
 
 
 def template(t: int) -> str:
@@ -157,6 +190,28 @@ def _address(fake, rng: random.Random) -> str:
     return street
 
 
+# Locales of the non-US addresses and phones of WIDER_TRAIN_TEMPLATES.
+_INTL_LOCALES = ("en_GB", "de_DE", "fr_FR", "pl_PL", "nl_NL", "it_IT", "es_ES")
+
+
+def _wider_values(fake, intl, rng: random.Random) -> dict:
+    """The slots only WIDER_TRAIN_TEMPLATES use. Drawn only for those frames, after the others,
+    so the examples of every other frame (and every eval split) stay what they were."""
+    first_f, last_f = fake.first_name_female(), fake.last_name()
+    first_m, last_m = fake.first_name_male(), fake.last_name()
+    local = intl[rng.randrange(len(intl))]
+    address = local.address()
+    if rng.random() < 0.5:  # on one line, as in running text
+        address = ", ".join(address.splitlines())
+    return {"card": fake.credit_card_number(), "iban": fake.iban(), "ssn": fake.ssn(),
+            "ip": fake.ipv4_public(),
+            "dob": fake.date_of_birth(minimum_age=18, maximum_age=90).strftime(
+                rng.choice(["%Y-%m-%d", "%d/%m/%Y", "%B %d, %Y", "%d %B %Y"])),
+            "name_f": f"{first_f} {last_f}", "first_f": first_f, "last_f": last_f,
+            "name_m": f"{first_m} {last_m}", "first_m": first_m, "last_m": last_m,
+            "intl_address": address, "intl_phone": local.phone_number()}
+
+
 def pii_examples(n: int, seed: int, split: str = "train") -> Iterator[dict]:
     """n examples {id, text, planted, template, split}, a function of (n, seed, split)."""
     from faker import Faker  # pylint: disable=import-outside-toplevel
@@ -164,6 +219,7 @@ def pii_examples(n: int, seed: int, split: str = "train") -> Iterator[dict]:
     fake.seed_instance(seed)
     rng = random.Random(f"{seed}:{split}")
     ids = template_ids(split)
+    intl = []
     for k in range(n):
         t = ids[rng.randrange(len(ids))]
         first, last = fake.first_name(), fake.last_name()
@@ -174,6 +230,12 @@ def pii_examples(n: int, seed: int, split: str = "train") -> Iterator[dict]:
             "phone": _phone(fake, rng), "address": _address(fake, rng),
         }
         frame = template(t)
+        if frame in WIDER_TRAIN_TEMPLATES:
+            if not intl:
+                intl.extend(Faker(loc) for loc in _INTL_LOCALES)
+                for j, local in enumerate(intl):
+                    local.seed_instance(seed * 100 + j)
+            values.update(_wider_values(fake, intl, rng))
         text = frame.format(**values)
         planted = [values[key] for key in values if "{" + key + "}" in frame]
         digest = hashlib.sha256(f"{split}:{seed}:{k}:{text}".encode()).hexdigest()[:12]
