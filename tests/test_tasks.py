@@ -292,6 +292,10 @@ def test_pii_fallback_fakes_are_coherent():
     german = task.fallback("ex-4", "Send it to Anna Weber, Hahngasse 74/46\n16607 Pfaffenhofen "
                            "an der Ilm.", seed=0).text
     assert german.endswith("\n16607 Pfaffenhofen an der Ilm.") and "Hahngasse" not in german
+    # an e-mail of initial + surname follows the fake's initial too
+    out = task.fallback("ex-6", "Kayla Morris asked us to e-mail kmorris@hotmail.com.", seed=0)
+    first, last = out.text.split(" asked")[0].split()
+    assert f"{first[0].lower()}{last.lower()}@hotmail.com" in out.text, out.text
     # a phone keeps its country: calling code, "(0)" trunk prefix, a national number's 0
     for number, head in (("+44(0)808 1570322", "+44(0)"), ("+4420 7496 0150", "+44"),
                          ("+353 1 234 5678", "+353 "), ("020 7946 0018", "0")):

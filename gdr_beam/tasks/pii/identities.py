@@ -86,6 +86,9 @@ class IdentityMap:
         for s in people:
             for tok in s.value.split():
                 self.person_token(tok)
+        # (first, last) of every full name, for an initial before a surname ("kmorris").
+        self._first_last = [(s.value.split()[0], s.value.split()[-1]) for s in people
+                            if len(s.value.split()) >= 2]
 
     def _rng(self, key: str) -> random.Random:
         return seeded_rng(self._seed, self._id, key)
@@ -173,7 +176,7 @@ class IdentityMap:
         def swap(m):
             fake = plain(self._tokens[words[m.group().lower()]])
             return fake.capitalize() if m.group()[:1].isupper() else fake
-        new_local = pattern.sub(swap, _plain_keep_separators(local))
+        new_local = pattern.sub(swap, self._initial_before_surname(_plain_keep_separators(local)))
         new_local = re.sub(r"\d+", lambda m: str(self._rng(span.value).randrange(
             10 ** (len(m.group()) - 1), 10 ** len(m.group()))), new_local)
         if span.category == "handle":
@@ -181,6 +184,19 @@ class IdentityMap:
         if pattern.search(plain(domain.split(".")[0])):  # a personal domain: "laurachen.com"
             domain = pattern.sub(swap, domain.lower())
         return new_local + at + domain
+
+
+    def _initial_before_surname(self, local: str) -> str:
+        """A local part opening with a person's first initial and surname ("kmorris",
+        "k.morris" for Kayla Morris) gets the fake first name's initial; the surname is
+        swapped with the other name words."""
+        for first, last in self._first_last:
+            initial, surname = plain(first)[:1], plain(last)
+            if initial and len(surname) >= 3 and re.match(
+                    rf"{initial}[._-]?{re.escape(surname)}", local, re.I):
+                fake = plain(self._tokens[first])[:1] or local[0]
+                return (fake.upper() if local[0].isupper() else fake) + local[1:]
+        return local
 
 
 _TITLE_GENDER = re.compile(r"\b(?:(Mr)|(Mrs|Ms|Miss))\.?\s+$")
