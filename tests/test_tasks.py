@@ -254,6 +254,12 @@ def test_pii_rewrite_may_change_only_the_detected_values():
                       (good.replace(" in Leeds", ""), "deleted 'in Leeds'")]:
         review = task.review(original, bad)
         assert review.reason == "content_changed" and edit in review.detail, (bad, review)
+    # a possessive carried by the name's last word is part of the replaced value
+    original = "Five failed attempts on Cameron White's account."
+    good = original.replace("Cameron White", "Gary Stokes")
+    assert task.review(original, good).accepted.verdict == "rewritten"
+    review = task.review(original, good.replace("account", "house"))
+    assert review.reason == "content_changed" and "house" in review.detail, review
 
 
 def test_pii_fallback_fakes_are_coherent():

@@ -83,14 +83,23 @@ def unexplained_edits(original: str, spans: Sequence, rewrite: str,
     return edits
 
 
+_POSSESSIVE_TAIL = re.compile(r"['\u2019]s?")
+
+
+def _inside(original, word, span) -> bool:
+    """Whether a word token lies in a detected span; a possessive the token carries past the
+    span's end counts as inside ("White's" of the span "Cameron White")."""
+    return span.start <= word[0] and (word[1] <= span.end or (
+        word[0] < span.end and bool(_POSSESSIVE_TAIL.fullmatch(original, span.end, word[1]))))
+
+
 def _explained(original, spans, old, new, new_text, start, end, missed) -> bool:
     old_words, new_words = _words(old), _words(new)
     if not old_words and not new_words:
         return True  # punctuation or spacing only
     covered = [s for s in spans if s.start < end and start < s.end] if old else \
         [s for s in spans if s.start <= start <= s.end]
-    outside = [w for w in old_words if not any(s.start <= w[0] and w[1] <= s.end
-                                               for s in covered)]
+    outside = [w for w in old_words if not any(_inside(original, w, s) for s in covered)]
     kept = {w[2].lower() for w in new_words}
     rest = [w for w in outside if w[2].lower() not in kept and w[2].lower() not in AGREEMENT]
     if covered:
