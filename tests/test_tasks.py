@@ -73,6 +73,14 @@ def test_pii_address_with_an_unknown_street_suffix_needs_a_unit_or_city_tail():
     text = "Send it to John Smith, 221B Baker Street, London NW1 6XE. Thanks."
     assert ("street_address", "221B Baker Street, London NW1 6XE") in \
         {(s.category, s.value) for s in detect_pii(text)}
+    # A unit word is a whole word ("Fl" once opened "Floresside" and cut the span there), and
+    # a unit the street's suffix pattern swallowed keeps its number ("Road\n Flat 287").
+    for text, address in [
+            ("The heating at 565 Amanda Estates, Floresside, NE 99551 is off.",
+             "565 Amanda Estates, Floresside, NE 99551"),
+            ("90 Scarcroft Road\n Flat 287\n Vancouver", "90 Scarcroft Road\n Flat 287")]:
+        assert {(s.category, s.value) for s in detect_pii(text)} == {
+            ("street_address", address)}, text
     assert "room 4B" in get_task("pii").fallback("x", "Meet in room 4B, Anna.", 0).text
     # Without such a tail a number and capitalised words are not an address.
     assert not [s for s in detect_pii("Invoice 8841 Paid in full. Room 12 Blue is free.")
@@ -262,7 +270,7 @@ def test_pii_rewrite_may_change_only_the_detected_values():
     assert review.reason == "content_changed" and "house" in review.detail, review
 
 
-def test_pii_fallback_fakes_are_coherent():
+def test_pii_fallback_fakes_are_coherent(monkeypatch):
     from gdr_beam.tasks.pii.gazetteers import first_name_genders
     task = get_task("pii")
     text = ("Hi, I'm Kayla Bell, reach me at kayla.bell94@hotmail.com. Dr. Laura Wilkinson and "
@@ -298,6 +306,15 @@ def test_pii_fallback_fakes_are_coherent():
     german = task.fallback("ex-4", "Send it to Anna Weber, Hahngasse 74/46\n16607 Pfaffenhofen "
                            "an der Ilm.", seed=0).text
     assert german.endswith("\n16607 Pfaffenhofen an der Ilm.") and "Hahngasse" not in german
+    # a woman's fake is never a name the lists give to men (Faker's women's list has "Robin"):
+    # declare this draw's name a man's, and the draw moves past it
+    from gdr_beam.tasks.pii import identities
+    spans = detect_pii("Deanna King agreed.")
+    drawn = identities.IdentityMap(0, "ex", "Deanna King agreed.", spans).person_token("Deanna")
+    monkeypatch.setattr(identities, "first_name_genders",
+                        lambda: {**first_name_genders(), drawn: "male"})
+    redrawn = identities.IdentityMap(0, "ex", "Deanna King agreed.", spans).person_token("Deanna")
+    assert redrawn != drawn and first_name_genders().get(redrawn) != "male", (drawn, redrawn)
     # an e-mail of initial + surname follows the fake's initial too
     out = task.fallback("ex-6", "Kayla Morris asked us to e-mail kmorris@hotmail.com.", seed=0)
     first, last = out.text.split(" asked")[0].split()

@@ -79,8 +79,20 @@ def unexplained_edits(original: str, spans: Sequence, rewrite: str,
         new_text = rewrite[new[0][0]:new[-1][1]] if new else ""
         if _explained(original, spans, old, new, new_text, start, end, missed):
             continue
+        if not old and _number_beside_value(spans, new, a[i1 - 1][0] if i1 else 0,
+                                            a[i1][1] if i1 < len(a) else len(original)):
+            continue
         edits.append(Edit(start, end, original[start:end], new_text))
     return edits
+
+
+def _number_beside_value(spans, new, lo: int, hi: int) -> bool:
+    """An insertion of a few numbers right beside a detected value (the tokens on either side
+    of it touch the span): its fake has more number groups than the real one ("Suite 990" ->
+    "Apt. 386", an IP address whose octets align differently)."""
+    return 0 < len(new) <= 2 * _SLACK_WORDS and all(
+        any(c.isdigit() for c in t[2]) or not t[2][0].isalnum() for t in new) and any(
+        s.start <= hi and lo <= s.end for s in spans)
 
 
 _POSSESSIVE_TAIL = re.compile(r"['\u2019]s?")

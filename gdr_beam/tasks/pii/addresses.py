@@ -100,7 +100,9 @@ def _suffix_words() -> dict:
 
 
 _HOUSE = r"\d{1,5}[A-Za-z]?(?:\s?[-/]\s?\d{1,4}[A-Za-z]?)?"
-_UNIT = r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|Room|Rm|#)\.?\s*#?\w{1,6})"
+# The unit word ends at a word boundary: "Fl" must not open "Floresside".
+_UNIT = (r"(?:,?\s+(?:(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|Room|Rm)\b|#)\.?\s*#?"
+         r"\w{1,6})")
 # "City, ST 12345" (US) or "City NW1 6XE" (UK postcode).
 _CITY_STATE_ZIP = (r"(?:,?\s*\n?\s*[A-Z][A-Za-z .'-]{1,40}?(?:,\s+[A-Z]{2}\s+\d{5}(?:-\d{4})?"
                    r"|,?\s+[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})\b)")
@@ -200,8 +202,18 @@ def address_spans(text: str) -> list[tuple[int, int, str]]:
     return _merge(text, spans)
 
 
+# A unit word the street pattern took for its street-type suffix ("Flat" is both) after the
+# real suffix, then the unit's number: "90 Scarcroft Road\n Flat 287" keeps its 287.
+_UNIT_WORD_END = re.compile(r"\b(?:" + _street_suffixes() + r")\.?\s+(?:Flat|Unit|Suite|Apt)\.?$")
+_NUMBER_AFTER = re.compile(r"[ \t]+#?\d[\w-]{0,5}\b")
+
+
 def _us_and_uk(text: str) -> list:
-    return [(m.start(), m.end(), "en") for m in US_ADDRESS.finditer(text)]
+    out = []
+    for m in US_ADDRESS.finditer(text):
+        unit = _UNIT_WORD_END.search(m.group()) and _NUMBER_AFTER.match(text, m.end())
+        out.append((m.start(), unit.end() if unit else m.end(), "en"))
+    return out
 
 
 def _po_boxes(text: str) -> list:

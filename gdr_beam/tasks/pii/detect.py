@@ -129,6 +129,9 @@ def _id_word(span: Span) -> bool:
     return any(w.strip(".,:;()") in ID_WORDS or w in ID_WORDS for w in span.value.split())
 
 
+# What may stand between a street address and its town line: a unit number the address
+# left out ("90 Scarcroft Road\n Flat" + " 287\n").
+_ADDRESS_TAIL = re.compile(r"[ \t]*(?:#?\d[\w-]{0,5}[ \t]*)?\n[ \t\n]*")
 # A postcode opening a town line: "16607", "61-668", "1317 YB" is not matched (letters).
 _POSTCODE_OPENING = re.compile(r"[ \t>]*\d{3,5}(?:-\d{2,4})?[ \t]")
 
@@ -140,4 +143,5 @@ def _town_line(text: str, span: Span, addresses: list) -> bool:
     line_start = text.rfind("\n", 0, span.start) + 1
     before = text[line_start:span.start]
     return (before.strip(" \t>") == "" or bool(_POSTCODE_OPENING.match(before))) and any(
-        a.end <= line_start and text[a.end:line_start].strip() == "" for a in addresses)
+        a.end <= line_start and _ADDRESS_TAIL.fullmatch(text, a.end, line_start)
+        for a in addresses)

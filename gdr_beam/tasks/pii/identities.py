@@ -28,7 +28,8 @@ from typing import Callable, Mapping, Optional, Sequence
 
 from gdr_beam.tasks.base import Span, seeded_rng
 from gdr_beam.tasks.pii.fakes import fake_value, with_faker
-from gdr_beam.tasks.pii.gazetteers import guess_gender, neutral_first_names
+from gdr_beam.tasks.pii.gazetteers import (first_name_genders, guess_gender,
+                                            neutral_first_names)
 from gdr_beam.tasks.pii.names import TITLE_BEFORE
 from gdr_beam.tasks.pii.quasi import POLICIES, QUASI_CATEGORIES, Policy, QuasiFakes
 
@@ -130,7 +131,17 @@ class IdentityMap:
         if gender is not None:
             make = {"male": lambda f: f.first_name_male(),
                     "female": lambda f: f.first_name_female()}[gender]
-            return lambda: with_faker(rng, make)
+
+            def draw():
+                # Faker's en_US women's names include "Robin", which most locales (and so
+                # the verifier's gender check) give to men: draw again past such a name.
+                name = with_faker(rng, make)
+                for _ in range(8):
+                    if first_name_genders().get(name, gender) == gender:
+                        break
+                    name = with_faker(rng, make)
+                return name
+            return draw
         neutral = [n for n in neutral_first_names() if n.lower() not in self._used
                    and n.lower() not in self._real]
         if neutral:
