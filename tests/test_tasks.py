@@ -244,6 +244,10 @@ def test_pii_personal_urls_and_handles_but_not_documentation_links():
         "Website: https://www.BuyingShow.uy. Ping @jane_doe; docs: https://docs.python.org/3/")}
     assert ("url", "https://www.BuyingShow.uy") in found and ("handle", "@jane_doe") in found
     assert not any("python.org" in v for _, v in found)
+    # a role account is an organisation's desk, not a person's address
+    found = {s.value for s in detect_pii("From: sandra.davis@gmail.com\nTo: support@example.org, "
+                                         "no-reply@acme.com")}
+    assert found == {"sandra.davis@gmail.com"}, found
 
 
 def test_pii_rewrite_may_change_only_the_detected_values():

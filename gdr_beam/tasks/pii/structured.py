@@ -37,6 +37,20 @@ def _pattern(pattern: re.Pattern, valid: Optional[Callable[[str], bool]] = None)
     return find
 
 
+# Role accounts: an organisation's desk, not a person ("To: support@example.org" was replaced
+# by a fake personal address). Matched on the whole local part, separators removed.
+_ROLE_ACCOUNTS = frozenset(
+    "support info help helpdesk admin administrator noreply donotreply sales contact billing "
+    "team office hr jobs careers press media marketing webmaster postmaster hostmaster abuse "
+    "security privacy legal service customerservice feedback orders accounts enquiries "
+    "inquiries reception bookings newsletter notifications alerts".split())
+
+
+def _personal_email(value: str) -> bool:
+    local = re.sub(r"[._+-]", "", value.partition("@")[0].lower())
+    return local not in _ROLE_ACCOUNTS
+
+
 def _addresses(text: str) -> list:
     return [(start, end) for start, end, _ in address_spans(text)]
 
@@ -101,7 +115,7 @@ def _birth_dates_in_a_birth_text(text: str) -> list:
 # (category, finder) in priority order: an earlier finder wins overlapping spans.
 DETECTORS: list[tuple[str, Finder]] = [
     ("email", _pattern(re.compile(
-        r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"))),
+        r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"), _personal_email)),
     ("iban", _pattern(re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),
                       iban_ok)),
     # Before cards and phones: a 15-digit French NIR can pass Luhn, an 11-digit PESEL looks
