@@ -53,6 +53,9 @@ _PARSER.add_argument("--n_secrets", type=int, default=40)
 _PARSER.add_argument("--n_toxicity", type=int, default=40)
 _PARSER.add_argument("--n_long", type=int, default=6, help="Documents per long-document set.")
 _PARSER.add_argument("--model", default=None, help="Checkpoint (default: embedded SmolLM2).")
+_PARSER.add_argument("--adapter", default=None,
+                     help="The job's --adapter (default: the job's own, auto: the shipped one "
+                          "for the task on the embedded model).")
 _PARSER.add_argument("--max_new_tokens", type=int, default=160)
 _PARSER.add_argument("--max_retries", type=int, default=1)
 _PARSER.add_argument("--seed", type=int, default=0)
@@ -518,6 +521,7 @@ def run_gdr(task: str, examples, args, tmp: str, set_name: str = "") -> tuple:
     out_dir = os.path.join(tmp, f"{set_name or task}-out")
     job = refine.RefineJob(input=path, output_dir=out_dir, task=task, model=args.model,
                            pii_policy=args.pii_policy if task == "pii" else None,
+                           adapter=args.adapter or refine.RefineJob.adapter,
                            max_new_tokens=args.max_new_tokens, seed=args.seed,
                            max_retries=args.max_retries, progress_interval=60,
                            # Template sets are near duplicates by design; dedup would hide
@@ -583,7 +587,7 @@ def main():
               "seed": args.seed, "tasks": {}}
     from pipelines import refine  # pylint: disable=import-outside-toplevel
     # The job's own defaults: the adapter auto-selected per task, first-attempt temperature.
-    result["adapter"] = refine.RefineJob.adapter
+    result["adapter"] = args.adapter or refine.RefineJob.adapter
     result["temperature"] = refine.RefineJob.temperature
     result["pii_policy"] = args.pii_policy or "direct"
     with tempfile.TemporaryDirectory() as tmp:
