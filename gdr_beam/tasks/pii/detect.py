@@ -132,7 +132,7 @@ def _id_word(span: Span) -> bool:
 # What may stand between a street address and its town line: a unit number the address
 # left out ("90 Scarcroft Road\n Flat" + " 287\n").
 _ADDRESS_TAIL = re.compile(r"[ \t]*(?:#?\d[\w-]{0,5}[ \t]*)?\n[ \t\n]*")
-# A postcode opening a town line: "16607", "61-668", "1317 YB" is not matched (letters).
+# A postcode opening a town line: "16607 Pfaffenhofen", "61-668 Kołobrzeg", "1317 YB ...".
 _POSTCODE_OPENING = re.compile(r"[ \t>]*\d{3,5}(?:-\d{2,4})?[ \t]")
 
 
