@@ -32,6 +32,7 @@ Dead letters (e.g. `rejected` abuse) are not outputs: they leak nothing and are 
 """
 
 import argparse
+import collections
 import glob
 import gzip
 import json
@@ -530,11 +531,14 @@ def run_gdr(task: str, examples, args, tmp: str, set_name: str = "") -> tuple:
     t0 = time.perf_counter()
     report = refine.run(job)
     seconds = time.perf_counter() - t0
-    outputs = {}
+    outputs, reasons = {}, collections.Counter()
     for ex in tfds.as_numpy(tfds.builder_from_directory(out_dir).as_dataset(split="train")):
         outputs[ex["id"].decode()] = (ex["text"].decode(), ex["verdict"].decode(),
                                       json.loads(ex["changes"].decode() or "[]"),
                                       json.loads(ex["segments"].decode() or "[]"))
+        # Why the model's attempts failed: every attempt's verifier reason.
+        reasons.update(str(r).split(":")[0] for r in json.loads(
+            ex["fallback_reasons"].decode() or "[]"))
     dead = {}  # failures (dead_letters/) and drops on purpose (dropped/), by stage/reason
     for p in glob.glob(os.path.join(out_dir, "dead_letters", "*.jsonl")) + glob.glob(
             os.path.join(out_dir, "dropped", "*.jsonl")):
@@ -543,6 +547,7 @@ def run_gdr(task: str, examples, args, tmp: str, set_name: str = "") -> tuple:
                 d = DeadLetter.from_json_line(line)
                 dead[f"{d.stage}/{d.reason}"] = dead.get(f"{d.stage}/{d.reason}", 0) + 1
     return outputs, {"seconds": round(seconds, 1), "dead_letters": dead,
+                     "model_attempts_failed": dict(reasons.most_common()),
                      "balanced": report["balanced"] if report else None,
                      "generated_tokens": (report or {}).get("throughput", {}).get(
                          "generated_tokens")}
