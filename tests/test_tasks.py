@@ -266,6 +266,13 @@ def test_pii_rewrite_may_change_only_the_detected_values():
                       (good.replace(" in Leeds", ""), "deleted 'in Leeds'")]:
         review = task.review(original, bad)
         assert review.reason == "content_changed" and edit in review.detail, (bad, review)
+    # a number's fake that another number detector claims is still its replacement (a card
+    # failing Luhn reads as a phone), but an invented number is new
+    original = "What is the limit for card 340903217300866?"
+    faked = original.replace("340903217300866", "340903217307576")
+    assert task.review(original, faked).accepted.verdict == "rewritten"
+    review = task.review(original, faked.replace("?", ", or call 415-555-0199?"))
+    assert review.reason == "new_sensitive", review
     # a possessive carried by the name's last word is part of the replaced value
     original = "Five failed attempts on Cameron White's account."
     good = original.replace("Cameron White", "Gary Stokes")

@@ -61,6 +61,10 @@ RETRY = ("Your previous rewrite was rejected: {feedback}. Rewrite the text again
 # spaCy pipelines tried in order for names; GDR_SPACY_MODEL names another.
 
 
+# Identifiers made of digits that one detector or another may take a fake of for its own.
+_NUMBER_KINDS = frozenset({"credit_card", "phone", "ssn", "national_id", "ip_address"})
+
+
 class PiiTask(Task):
     """policy: the --pii_policy (quasi.POLICIES): `direct` replaces the direct identifiers
     only; `quasi` and `hipaa_safe_harbor` also rewrite quasi-identifiers (quasi.py)."""
@@ -105,6 +109,12 @@ class PiiTask(Task):
             if reason:
                 return reason, detail
         return _gender_kept(original, spans, changes)
+
+    def kind(self, span: Span) -> str:
+        # A number's fake may match a sibling detector: a model's card number that fails Luhn
+        # reads as a phone, an SSN written 3-3-4 too. Counted per category, such rewrites
+        # failed as new_sensitive (14 of 40 presidio dev attempts, most of them numbers).
+        return "number" if span.category in _NUMBER_KINDS else span.category
 
     def missed_identifier(self, old: str, new: str) -> bool:
         """A name the detectors vetoed or missed: every word of `old` is a known first name or
