@@ -82,12 +82,14 @@ def test_loss_mask_covers_only_response_tokens(model):
 
 def test_eval_examples_are_disjoint_from_training():
     from gdr_beam.adapt.synthetic import (FRESH_EVAL_TEMPLATES, TEMPLATES, TRAIN_ONLY_TEMPLATES,
-                                          pii_examples, template, template_ids)
+                                          WIDER_TRAIN_TEMPLATES, pii_examples, template,
+                                          template_ids)
     ids = {split: set(template_ids(split)) for split in ("train", "eval", "eval_fresh")}
     assert not ids["train"] & ids["eval"] and not ids["train"] & ids["eval_fresh"]
     assert not ids["eval"] & ids["eval_fresh"]
     assert sorted(ids["train"] | ids["eval"] | ids["eval_fresh"]) == \
-        list(range(len(TEMPLATES) + len(TRAIN_ONLY_TEMPLATES) + len(FRESH_EVAL_TEMPLATES)))
+        list(range(len(TEMPLATES) + len(TRAIN_ONLY_TEMPLATES) + len(FRESH_EVAL_TEMPLATES)
+                   + len(WIDER_TRAIN_TEMPLATES)))
     # No eval frame appears among the training frames, even one added later by hand.
     frames = {split: {template(t) for t in ids[split]} for split in ids}
     assert not frames["train"] & frames["eval"] and not frames["train"] & frames["eval_fresh"]
