@@ -273,6 +273,11 @@ def test_pii_rewrite_may_change_only_the_detected_values():
     assert task.review(original, faked).accepted.verdict == "rewritten"
     review = task.review(original, faked.replace("?", ", or call 415-555-0199?"))
     assert review.reason == "new_sensitive", review
+    # a name word kept where the name was is a leak, though the whole name is gone
+    original = "Please send the invoice to John Smith today."
+    review = task.review(original, original.replace("Smith", "Edwards"))
+    assert review.reason == "leaked_value", review
+    assert task.review(original, original.replace("John Smith", "Paul Edwards")).accepted
     # a possessive carried by the name's last word is part of the replaced value
     original = "Five failed attempts on Cameron White's account."
     good = original.replace("Cameron White", "Gary Stokes")

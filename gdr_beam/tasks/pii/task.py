@@ -99,6 +99,9 @@ class PiiTask(Task):
         reason, detail = super().check(original, spans, rewrite)
         if reason:
             return reason, detail
+        reason, detail = _name_words_kept(original, spans, rewrite)
+        if reason:
+            return reason, detail
         changes = diff_changes(original, rewrite, spans)
         for rule in (_coherence, _valid_ids):
             reason, detail = rule(original, changes)
@@ -135,6 +138,23 @@ class PiiTask(Task):
                                  policy=self.policy)
         text, changes = replace_spans(original, spans, identities.replace)
         return Verification("fallback", text, changes, reason)
+
+
+def _name_words_kept(original: str, spans, rewrite: str) -> tuple[str, str]:
+    """A person's name word (one the name lists know) the rewrite keeps is a leak even when
+    the whole name is gone: "John Smith" -> "John Edwards" passed the value check. A word
+    counts as kept when the rewrite has it (whole word, same case) more often than the
+    original has it outside names."""
+    people = [s for s in spans if s.category == "person"]
+    known = first_names() | last_names()  # not "Sorry" of a span "Sorry Tina"
+    for word in sorted({w for s in people for w in re.findall(r"[^\W\d_]{3,}", s.value)
+                        if w in known}):
+        pattern = re.compile(r"(?<![\w'’-])" + re.escape(word) + r"(?![\w-])")
+        outside = sum(not any(s.start <= m.start() < s.end for s in people)
+                      for m in pattern.finditer(original))
+        if len(pattern.findall(rewrite)) > outside:
+            return "leaked_value", "a word of a detected name is still present (person)"
+    return "", ""
 
 
 def _valid_ids(original: str, changes) -> tuple[str, str]:
