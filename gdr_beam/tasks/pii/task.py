@@ -124,8 +124,7 @@ class PiiTask(Task):
         surname, and `new` reads as a name. Places and other words the model swaps
         ("Lisboa" -> "North Nicholas") are not explained this way."""
         words = re.findall(r"[^\W\d_][\w'’-]*", old)
-        known = first_names() | last_names()
-        return bool(words) and all(w in known for w in words) and any(
+        return bool(words) and all(map(_known_name_word, words)) and any(
             s.category == "person" for s in self.detect(new))
 
     def fallback(self, example_id: str, original: str, seed: int, reason: str = "", *,
@@ -140,15 +139,19 @@ class PiiTask(Task):
         return Verification("fallback", text, changes, reason)
 
 
+def _known_name_word(word: str) -> bool:
+    # Two lookups, not a union of the lists built anew for every rewrite checked.
+    return word in first_names() or word in last_names()
+
+
 def _name_words_kept(original: str, spans, rewrite: str) -> tuple[str, str]:
     """A person's name word (one the name lists know) the rewrite keeps is a leak even when
     the whole name is gone: "John Smith" -> "John Edwards" passed the value check. A word
     counts as kept when the rewrite has it (whole word, same case) more often than the
     original has it outside names."""
     people = [s for s in spans if s.category == "person"]
-    known = first_names() | last_names()  # not "Sorry" of a span "Sorry Tina"
     for word in sorted({w for s in people for w in re.findall(r"[^\W\d_]{3,}", s.value)
-                        if w in known}):
+                        if _known_name_word(w)}):  # not "Sorry" of a span "Sorry Tina"
         pattern = re.compile(r"(?<![\w'’-])" + re.escape(word) + r"(?![\w-])")
         outside = sum(not any(s.start <= m.start() < s.end for s in people)
                       for m in pattern.finditer(original))
