@@ -86,6 +86,13 @@ _PARSER.add_argument("--model_n", type=int, default=0,
                           "with the embedded model asked (secrets: use_model forced on), to "
                           "measure how often the model's rewrite passes.")
 _PARSER.add_argument("--max_new_tokens", type=int, default=256)
+_PARSER.add_argument("--adapter", default=None,
+                     help="LoRA adapter for the --model_n pass (a directory, shipped:TASK; "
+                          "default: none, the base embedded model).")
+_PARSER.add_argument("--export_toxicity", default=None,
+                     help="Write the toxicity sample (--split, --seed, --n_*) as JSONL of "
+                          "{id, label, text} and stop: training texts for "
+                          "`pipelines.make_adapt_data --input` (use the dev half).")
 
 
 def _git(repo: str, *args) -> str:
@@ -463,10 +470,12 @@ def run_toxicity(args) -> dict:
 
 
 def model_share(task_name: str, examples: list, args) -> dict:
-    """The job's Refine on `examples` with the model asked: verdict counts and examples/s."""
+    """The job's Refine on `examples` with the model asked: verdict counts, examples/s, and
+    the refined texts by id (`outputs`, for judging)."""
     import glob
     import tempfile
     import apache_beam as beam
+    from gdr_beam.beam.handler import JaxModelHandler
     from gdr_beam.beam.refine import Refine
     from gdr_beam.tasks import base, get_task
     task = get_task(task_name)
@@ -481,25 +490,57 @@ def model_share(task_name: str, examples: list, args) -> dict:
         t0 = time.perf_counter()
         with beam.Pipeline() as p:
             refined, dead = p | beam.Create(records) | Refine(
-                task=task_name, max_new_tokens=args.max_new_tokens, temperature=0.7,
-                seed=args.seed)
-            refined | "v" >> beam.Map(lambda r: r["verdict"]) | "w" >> beam.io.WriteToText(
-                os.path.join(tmp, "v"))
+                task=task_name, max_new_tokens=args.max_new_tokens, seed=args.seed,
+                model_handler=JaxModelHandler(None, adapter=args.adapter,
+                                              max_new_tokens=args.max_new_tokens,
+                                              temperature=0.7))
+            refined | "v" >> beam.Map(lambda r: json.dumps(
+                {"id": r["id"], "verdict": r["verdict"], "text": r["text"]})) \
+                | "w" >> beam.io.WriteToText(os.path.join(tmp, "v"))
             dead | "d" >> beam.Map(lambda d: "dead:" + d.reason) | "wd" >> beam.io.WriteToText(
                 os.path.join(tmp, "d"))
         elapsed = time.perf_counter() - t0
-        verdicts = [line.strip() for path in glob.glob(os.path.join(tmp, "*-0*"))
-                    for line in open(path, encoding="utf-8") if line.strip()]
+        lines = [line.strip() for path in glob.glob(os.path.join(tmp, "*-0*"))
+                 for line in open(path, encoding="utf-8") if line.strip()]
+    rows = [json.loads(line) for line in lines if not line.startswith("dead:")]
+    verdicts = [r["verdict"] for r in rows] + [line for line in lines if line.startswith("dead:")]
     counts = {v: verdicts.count(v) for v in sorted(set(verdicts))}
     return {"n": len(records), "verdicts": counts,
             "model_rewritten": round(counts.get("rewritten", 0) / max(len(records), 1), 4),
             "examples_per_s": round(len(records) / elapsed, 3),
-            "settings": f"embedded SmolLM2-135M, no adapter, T=0.7, max_retries=1, "
-                        f"max_new_tokens={args.max_new_tokens}"}
+            "settings": f"embedded SmolLM2-135M, adapter {args.adapter or 'none'}, T=0.7, "
+                        f"max_retries=1, max_new_tokens={args.max_new_tokens}",
+            "outputs": {r["id"]: (r["verdict"], r["text"]) for r in rows}}
+
+
+def judge_model_pass(examples: list, share: dict) -> dict:
+    """The judge on the model pass's outputs (toxicity): still flagged, overall and among the
+    model's own rewrites, with a few of those rewrites to read."""
+    from profanity_check import predict_prob
+    outputs = share.pop("outputs")
+    done = [ex for ex in examples if ex["id"] in outputs]
+    probs = predict_prob([outputs[ex["id"]][1] for ex in done]) if done else []
+    flagged = {ex["id"]: p >= 0.5 for ex, p in zip(done, probs)}
+    model = [ex for ex in done if outputs[ex["id"]][0] == "rewritten"]
+    share.update({
+        "still_flagged_toxic": round(sum(flagged.values()) / max(len(done), 1), 4),
+        "still_flagged_model_rewrites": round(
+            sum(flagged[ex["id"]] for ex in model) / max(len(model), 1), 4),
+        "model_samples": [{"before": ex["text"], "after": outputs[ex["id"]][1]}
+                          for ex in model[:10]]})
+    return share
 
 
 def main():
     args = _PARSER.parse_args()
+    if args.export_toxicity:
+        rows = toxicity_set(args)
+        with open(args.export_toxicity, "w", encoding="utf-8") as f:
+            for ex in rows:
+                f.write(json.dumps(ex, ensure_ascii=False) + "\n")
+        print(json.dumps({"exported": len(rows), "split": args.split, "seed": args.seed,
+                          "to": args.export_toxicity}))
+        return
     out = {"machine": "shared 2-core CPU (other agents running)", "split": args.split,
            "seed": args.seed}
     tasks = args.tasks.split(",")
@@ -508,11 +549,13 @@ def main():
         if args.model_n:
             out["secrets"]["model_pass"] = model_share(
                 "secrets", secrets_set(args)[0][:args.model_n], args)
+            out["secrets"]["model_pass"].pop("outputs")
     if "toxicity" in tasks:
         out["toxicity"] = run_toxicity(args)
         if args.model_n:
             toxic = [ex for ex in toxicity_set(args) if ex["label"] != "clean"]
-            out["toxicity"]["model_pass"] = model_share("toxicity", toxic[:args.model_n], args)
+            out["toxicity"]["model_pass"] = judge_model_pass(
+                toxic[:args.model_n], model_share("toxicity", toxic[:args.model_n], args))
     print(json.dumps(out, indent=2))
     save_json(out, args.out)
 

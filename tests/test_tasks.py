@@ -305,15 +305,20 @@ def test_pii_fallback_fakes_are_coherent(monkeypatch):
     # one fake per person, never shared
     people = [fakes[p] for p in ("Kayla Bell", "Laura Wilkinson", "John Park")]
     assert len(set(people)) == 3
-    # a first name no list knows keeps the gender its title, ending or pronoun tells, and
-    # gets a name given to both genders when nothing does
+    # a first name no list knows keeps the gender its title or pronoun tells, and gets a
+    # name given to both genders when nothing does: its ending is only a guess ("Vehbija" is
+    # a man), which the fallback does not bet a fake on
     from gdr_beam.tasks.pii.gazetteers import neutral_first_names
     text = ("Mrs. Kisuke Tanaka met Gregorina Tórrez.\n\nTenzin Ito phoned; he was late.\n\n"
-            "Patrice Dubois, 41, paid.")
+            "Patrice Dubois, 41, paid. Vehbija Hodžić signed.")
     out = task.fallback("ex-3", text, seed=0)
     fakes = [c["replacement"].split()[0] for c in out.changes]
-    assert [first_name_genders().get(f) for f in fakes[:3]] == ["female", "female", "male"]
-    assert fakes[3] in neutral_first_names()
+    assert [first_name_genders().get(f) for f in fakes[:3:2]] == ["female", "male"]
+    assert all(f in neutral_first_names() for f in (fakes[1], fakes[3], fakes[4])), fakes
+    assert task.review(text, out.text).accepted is not None
+    # the verifier still reads the ending: a model's man's name for "Gregorina" fails
+    review = task.review(text, out.text.replace(fakes[1] + " ", "Robert ", 1))
+    assert review.accepted is None and review.reason == "gender_changed", review
     # an address keeps its country's style
     polish = task.fallback("ex-2", "Jana Nowak\nul. Polna 5\n00-625 Warszawa", seed=0).text
     assert "\n00-625 Warszawa" in polish and "Polna" not in polish
