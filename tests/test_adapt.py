@@ -247,3 +247,28 @@ def test_float16_adapter_halves_the_file_and_merges_the_same(model, tmp_path):
     with pytest.raises(ValueError, match="float32 or float16"):
         save_adapter(str(tmp_path / "bf16"), adapter, lora, dtype="bfloat16")
 
+
+
+def test_pairs_from_your_own_texts(tmp_path):
+    """make_adapt_data --input: a toxic text becomes a verified pair; a clean text (the job
+    never asks the model about it), a text of nothing but abuse and a bad line are counted,
+    never paired."""
+    from pipelines.make_adapt_data import build
+    path = tmp_path / "texts.jsonl"
+    path.write_text("\n".join([
+        '{"id": "t1", "text": "this fucking update broke the export again, you idiots"}',
+        '{"id": "t2", "text": "the export works again, thanks for the quick fix"}',
+        '{"id": "t3", "text": "fuck you idiot"}',
+        '{"text": ""}']) + "\n", encoding="utf-8")
+    records, summary = build(10, 0, "train", "toxicity", input_path=str(path))
+    assert [r["id"] for r in records] == ["t1"]
+    pair = records[0]
+    assert "fucking" not in pair["response"] and "idiots" not in pair["response"]
+    assert "broke the export again" in pair["response"]
+    assert pair["messages"] == get_task("toxicity").messages(pair["original"])
+    assert summary["counts"] == {"kept/fallback": 1, "dropped": 2,
+                                 "rejected/fallback/unchanged": 1,
+                                 "rejected/fallback/empty_rewrite": 1}, summary
+    path.write_text('{"txt": "no text field"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="texts.jsonl:1"):
+        build(10, 0, "train", "toxicity", input_path=str(path))
