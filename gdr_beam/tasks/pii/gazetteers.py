@@ -1,5 +1,6 @@
 """Word lists the pii detectors and fakes consult: first names (with gender) and surnames of
-every Latin-script Faker locale, English words (Webster's 2nd), countries, US states and towns."""
+every Latin-script Faker locale and the romanised Japanese and Chinese ones, English words
+(Webster's 2nd), countries, US states and towns."""
 
 from __future__ import annotations
 
@@ -40,12 +41,25 @@ def _faker_lists_by_locale(kind: str, attrs: tuple):
                 yield locale, attr, [w for w in found if isinstance(w, str)]
 
 
+# Person lists: each locale's own, and where its names are written in another script
+# (ja_JP, zh_CN, zh_TW), their romanised forms ("Satomi", "Hiroshi", "Shu-Fen").
+_FIRST = ("first_names", "first_names_male", "first_names_female", "first_romanized_names",
+          "first_romanized_names_male", "first_romanized_names_female")
+_LAST = ("last_names", "last_names_male", "last_names_female", "last_romanized_names")
+
+
+def _person_lists(attrs: tuple):
+    """(attr, Latin-script names) of every locale's person lists in attrs; names written in
+    capitals (zh_TW's "SHU-FEN") in their usual case."""
+    for attr, found in _faker_lists("person", attrs):
+        yield attr, [n.title() if n.isupper() and len(n) > 1 else n for n in found
+                     if LATIN_NAME.match(n)]
+
+
 @functools.lru_cache(maxsize=None)
 def first_names() -> frozenset:
     from spacy.lang.en.stop_words import STOP_WORDS  # pylint: disable=import-outside-toplevel
-    names = {n for _, found in _faker_lists(
-        "person", ("first_names", "first_names_male", "first_names_female"))
-        for n in found if LATIN_NAME.match(n)}
+    names = {n for _, found in _person_lists(_FIRST) for n in found}
     # English function words that are also someone's first name ("May", "Will", "An").
     return frozenset(n for n in names if n.lower() not in STOP_WORDS and n not in NOT_SURNAME)
 
@@ -83,10 +97,9 @@ def place_words() -> frozenset:
 
 @functools.lru_cache(maxsize=None)
 def last_names() -> frozenset:
-    """Surnames of every Latin-script Faker locale ("Dale", "Ley" are also English words)."""
-    return frozenset(n for _, found in _faker_lists(
-        "person", ("last_names", "last_names_male", "last_names_female"))
-        for n in found if LATIN_NAME.match(n))
+    """Surnames of every Faker locale, Latin-script or romanised ("Dale", "Ley" are also
+    English words)."""
+    return frozenset(n for _, found in _person_lists(_LAST) for n in found)
 
 
 @functools.lru_cache(maxsize=None)
@@ -114,11 +127,11 @@ def cities_by_locale() -> dict:
 def _gender_counts() -> dict:
     """first name -> (locale lists calling it male, calling it female)."""
     seen: dict = {}
-    for attr, found in _faker_lists("person", ("first_names_male", "first_names_female")):
+    for attr, found in _person_lists(tuple(a for a in _FIRST if a.endswith(("_male",
+                                                                           "_female")))):
         for n in set(found):
-            if LATIN_NAME.match(n):
-                male, female = seen.get(n, (0, 0))
-                seen[n] = (male + attr.endswith("_male"), female + attr.endswith("_female"))
+            male, female = seen.get(n, (0, 0))
+            seen[n] = (male + attr.endswith("_male"), female + attr.endswith("_female"))
     return seen
 
 
