@@ -229,8 +229,20 @@ def test_pii_finds_names_no_list_knows_and_keeps_initials():
     for text, name in [("Izaket, can I please speak to your boss?", "Izaket"),
                        ("She named him Auriville", "Auriville"),
                        ("Gojislav: You saved my life!", "Gojislav"),
-                       ("My name is Toby", "Toby")]:
+                       ("My name is Toby", "Toby"),
+                       # a street-type ending many first names share (Norwegian "-lia")
+                       ("Natalia called yesterday.", "Natalia"),
+                       ("Don't go to town, Tuulia!", "Tuulia"),
+                       # a postcode-opened town line that runs on into prose ends at its
+                       # sentence: what follows is no town
+                       ("Meet me at Wilgenblik 87\n3761 ZG Soest. I just turned 37. I'm so "
+                        "jealous! said Yoshka to Karen.", "Karen")]:
         assert ("person", name) in {(s.category, s.value) for s in detect_pii(text)}, text
+    # a town right after an address and a comma is the address's town, not a person
+    for text in ("I live in Storgata 12, Oslo.", "Send it to Wilgenblik 87, 3761 ZG Soest."):
+        assert [s.category for s in detect_pii(text)] == ["street_address"], text
+    assert [s.value for s in detect_pii("Meet me at Mannerheimintie 5, Helsinki.")] == \
+        ["Mannerheimintie 5"]
     for text in ["Summer is here; Amber alerts were issued.", "Will you come to Paris in June?",
                  "The Turkish Government replied to the Court."]:
         assert not [s for s in detect_pii(text) if s.category == "person"], text

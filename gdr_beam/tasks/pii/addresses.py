@@ -367,13 +367,21 @@ def _prefix_words_lower() -> frozenset:
     return frozenset(w.lower() for w in _prefix_words())
 
 
-def street_word(word: str) -> bool:
-    """A street's name or type word ("Zistelweg", "Skoanveien", "Street", "St")."""
+# Street-type endings that also end dozens of first names (Norwegian "-lia": Natalia,
+# Tuulia; Finnish "-tie": Lottie, Mattie): alone, such a word is no evidence of a street.
+_NAME_LIKE_ENDINGS = ("lia", "tie")
+
+
+def street_word(word: str, name_candidate: bool = False) -> bool:
+    """A street's name or type word ("Zistelweg", "Skoanveien", "Street", "St"). For a word
+    that may be a person's name (`name_candidate`), an ending that many first names share
+    does not count ("Natalia called" is no street; "Mannerheimintie 5" is still found as an
+    address by the patterns)."""
     low = word.lower().rstrip(".")
     if re.fullmatch(_street_suffixes(), word.rstrip(".")) and word[:1].isupper():
         return True
     return any(low.endswith(e) and len(low) >= len(e) + 3 for e in _suffix_words()
-               if len(e) >= 3)
+               if len(e) >= 3 and not (name_candidate and e in _NAME_LIKE_ENDINGS))
 
 
 def locale_of(language: str) -> str:

@@ -97,7 +97,7 @@ def _street_or_word(text: str, span: Span) -> bool:
     the NER model tagged ("Discipline", "Lisboa") that no name list knows."""
     words = span.value.split()
     after = _STREET_WORD_AFTER.match(text, span.end)
-    if (street_word(words[-1]) and (words[-1] not in last_names()
+    if (street_word(words[-1], name_candidate=True) and (words[-1] not in last_names()
                                     or (len(words) > 1 and words[-1] in _STREET_TYPES))) \
             or (after and street_word(after.group(1)) and len(after.group(1).rstrip(".")) >= 2):
         return True
@@ -134,14 +134,24 @@ def _id_word(span: Span) -> bool:
 _ADDRESS_TAIL = re.compile(r"[ \t]*(?:#?\d[\w-]{0,5}[ \t]*)?\n[ \t\n]*")
 # A postcode opening a town line: "16607 Pfaffenhofen", "61-668 Kołobrzeg", "1317 YB ...".
 _POSTCODE_OPENING = re.compile(r"[ \t>]*\d{3,5}(?:-\d{2,4})?[ \t]")
+_TOWN_AFTER_COMMA = re.compile(r",[ \t]*(?:(?:[A-Z]{1,2}-)?\d{3,5}(?:[- ]\d{2,4})?(?:[ \t][A-Z]{2})?"
+                               r"[ \t]+)?")
+_SENTENCE_END = re.compile(r"(?<!\bSt)[.!?](?:\s|$)")
 
 
 def _town_line(text: str, span: Span, addresses: list) -> bool:
     """A name candidate on the line right below a street address, opening it or after its
     postcode, is (part of) its town ("1956 Uitsig St\nGrahamstad 6139", "Hahngasse 74\n16607
-    Pfaffenhofen an der Ilm")."""
+    Pfaffenhofen an der Ilm"); so is one right after the address and a comma on its own line
+    ("Storgata 12, Oslo", "Wilgenblik 87, 3761 ZG Soest")."""
+    if len(span.value.split()) <= 3 and any(
+            a.end <= span.start and _TOWN_AFTER_COMMA.fullmatch(text, a.end, span.start)
+            for a in addresses):
+        return True
     line_start = text.rfind("\n", 0, span.start) + 1
     before = text[line_start:span.start]
+    if _SENTENCE_END.search(before) or len(before.split()) > 5:
+        return False  # the town line ran on into prose: "3761 ZG Soest. ... said Yoshka to Karen"
     return (before.strip(" \t>") == "" or bool(_POSTCODE_OPENING.match(before))) and any(
         a.end <= line_start and _ADDRESS_TAIL.fullmatch(text, a.end, line_start)
         for a in addresses)

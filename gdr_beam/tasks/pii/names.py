@@ -202,7 +202,7 @@ def _unknown_names(doc) -> list[Span]:
         word = t.text
         if len(word) < 3 or not _capitalised(word) or not word.isalpha() or _english(word) \
                 or word in first_names() or t.pos_ not in ("PROPN", "NOUN") or _is_place(t) \
-                or word in city_names() or street_word(word) \
+                or word in city_names() or street_word(word, name_candidate=True) \
                 or (t.i > 0 and doc[t.i - 1].lower_ in ("the", "a", "an")):  # "the Louvre"
             continue
         run = _capitalised_run(doc, t)
