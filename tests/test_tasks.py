@@ -140,6 +140,11 @@ def test_pii_places_and_words_around_places_are_no_names():
     assert detect_pii("It opened in 2019 (2019-03-12) in Leeds.") == []  # a year and a date
     found = detect_pii("Via Roma is where Paolo Rossi lives.")
     assert [(s.category, s.value) for s in found] == [("person", "Paolo Rossi")]
+    # ... but a street-type word that is also a first name ("Calle", Carl), before a surname
+    # with no house number or place word around it, is a name
+    found = detect_pii("We need to add Calle Norberg as guardian.")
+    assert [(s.category, s.value) for s in found] == [("person", "Calle Norberg")]
+    assert detect_pii("We met on Calle Norberg last week.") == []
 
 
 def test_pii_old_full_dates_are_birth_dates_only_in_a_text_about_a_birth():

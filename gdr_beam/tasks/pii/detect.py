@@ -36,7 +36,7 @@ def detect(text: str, names: bool = True) -> list[Span]:
         for span in merge_persons(text, candidates):
             if not _in_org_name(text, span) and not _town_line(text, span, addresses) \
                     and not _street_or_word(text, span) and not _id_word(span):
-                add(span)
+                add(_with_first_name_before(text, span))
         spans += recurrences(text, spans, categories=("person",))
     return sorted(spans, key=lambda s: s.start)
 
@@ -101,7 +101,8 @@ def _street_or_word(text: str, span: Span) -> bool:
                                     or (len(words) > 1 and words[-1] in _STREET_TYPES))) \
             or (after and street_word(after.group(1)) and len(after.group(1).rstrip(".")) >= 2):
         return True
-    if _PLACE_AFTER.match(text, span.end) or _street_prefix_before(text, span.start) \
+    if _PLACE_AFTER.match(text, span.end) or (_street_prefix_before(text, span.start)
+                                              and not _name_after_first_name(text, span)) \
             or (len(words) > 1 and street_type_prefix(words[0])
                 and words[0] not in first_names()):  # "Via Roma"
         return True
@@ -121,6 +122,29 @@ def _street_prefix_before(text: str, start: int) -> bool:
     """A street-type word right before, a particle allowed between: "Rue du Chapy"."""
     m = _PREFIX_BEFORE.search(text, max(0, start - 40), start)
     return bool(m) and street_type_prefix(m.group(1))
+
+
+_PLACE_CUE_BEFORE = re.compile(r"\b(?:in|on|at|of|to|from|via|along|near|into|onto|down|up|"
+                               r"off|past|across|around|toward|towards)[ \t]+\S+[ \t]+$", re.I)
+
+
+def _name_after_first_name(text: str, span: Span) -> bool:
+    """A street-type word that is also a Nordic first name ("Calle", Carl) before a known
+    surname, with no house number after and no place word before ("add Calle Norberg as
+    guardian"), is a person's name; "in Calle Mayor 5" or "Via Roma" (a town) stay streets."""
+    words = span.value.split()
+    return len(words) == 1 and words[0] in last_names() and words[0] not in city_names() \
+        and not re.match(r"[ \t]*,?[ \t]*\d", text[span.end:]) \
+        and not _PLACE_CUE_BEFORE.search(text, max(0, span.start - 40), span.start)
+
+
+def _with_first_name_before(text: str, span: Span) -> Span:
+    """The name with the street-type word that is its first name ("Calle Norberg")."""
+    m = _PREFIX_BEFORE.search(text, max(0, span.start - 40), span.start)
+    if m and street_type_prefix(m.group(1)) and m.group(1)[:1].isupper() \
+            and m.end() == span.start and _name_after_first_name(text, span):
+        return Span(m.start(1), span.end, "person", text[m.start(1):span.end])
+    return span
 
 
 def _id_word(span: Span) -> bool:
