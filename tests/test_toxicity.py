@@ -40,6 +40,13 @@ def test_context_decides_targeted_words():
     assert {s.value.lower() for s in detect("F*CK this, you st00pid b1tch, fuuuck")} >= \
         {"f*ck", "b1tch", "fuuuck"}
     assert [s.category for s in detect("I'm gonna kill you when I see you")] == ["threat"]
+    # hatred aimed at people softens; hating a thing or a situation is no abuse
+    assert task.fallback("h", "we hate yall lol, see you at the game", 0).text == \
+        "we dislike yall lol, see you at the game"
+    assert task.fallback("h", "she hated that guy since school", 0).text == \
+        "she disliked that guy since school"
+    for text in ("I hate Mondays", "I hate that I wake up early after a party"):
+        assert detect(text) == [], text
 
 
 def test_fallback_rephrases_and_repairs_grammar():

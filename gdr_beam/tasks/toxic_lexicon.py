@@ -118,6 +118,13 @@ THREAT = re.compile(
     r"(?:should|needs? to|ought to)\s+be\s+(?:\w+\s+or\s+)?"
     r"(?:shot|killed|hanged|hung|lynched|gassed|raped)|(?:hang|lynch|gas|shoot)\s+(?:all\s+)?"
     r"(?:them|those|these|every|that)\b(?:\s+\w+)?)\b")
+# Hatred said to or about people ("I hate you", "we hate y'all", "hate those [slur]"): the verb
+# softens ("dislike"); hating a thing ("I hate Mondays", "hate that I ...") is no abuse.
+HATE_AIMED = re.compile(
+    r"(?i)\b(hat(?:e|es|ed|ing))\s+(?=(?:you|u|ya|yall|y'all|ya'll|him|her|them|em|"
+    r"(?:all\s+(?:of\s+)?)?(?:those|these|dem|all)\s+(?:\w+\s+)?(?:people|folks|niggas?|"
+    r"bitch(?:es)?|hoes?|fags?|faggots?|boys|girls|guys|men|women|\w+s)|that\s+(?:person|"
+    r"guy|girl|man|woman|bitch|hoe|nigga|dude|boy|kid))\b)")
 # Crude orders: the whole phrase goes ("suck my dick" -> "get lost").
 CRUDE = re.compile(r"(?i)\bsuck\s+(?:my|mah|ma|his|your|ur|yo|a)\s+(?:dick|cock|balls|nuts|d)\b|"
                    r"\bshut\s+(?:the|da)\s+f\S*\s+up\b")

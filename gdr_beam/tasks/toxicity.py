@@ -54,6 +54,8 @@ def detect(text: str) -> list[Span]:
     for category, pattern in (("crude", lex.CRUDE), ("slur", lex.PHRASE_SLUR)):
         spans += [Span(m.start(), m.end(), category, m.group()) for m in pattern.finditer(text)
                   if not any(s.overlaps(m.start(), m.end()) for s in spans)]
+    spans += [Span(m.start(1), m.end(1), "hate", m.group(1)) for m in lex.HATE_AIMED.finditer(text)
+              if not any(s.overlaps(m.start(1), m.end(1)) for s in spans)]
     toks = lex.tokens(text)
     for i, (start, end, norm) in enumerate(toks):
         if any(s.overlaps(start, end) for s in spans):
@@ -182,6 +184,8 @@ def _substitute(toks: list, i: int, span: Span, prev: str, nxt: str, prev2: str,
         return "I'm very angry with you", 0
     if span.category == "mild":
         return _mild(span.value), 0
+    if span.category == "hate":  # the verb, inflected alike
+        return "dislik" + span.value.lower()[3:], 0
     if span.category == "crude":
         return ("be quiet" if span.value.lower().startswith("shut") else "get lost"), 0
     if span.category == "slur" and re.search(r"[\s-]", span.value):  # a phrase slur
