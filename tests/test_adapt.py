@@ -272,3 +272,32 @@ def test_pairs_from_your_own_texts(tmp_path):
     path.write_text('{"txt": "no text field"}\n', encoding="utf-8")
     with pytest.raises(ValueError, match="texts.jsonl:1"):
         build(10, 0, "train", "toxicity", input_path=str(path))
+
+
+def test_llamacpp_lora_export_layout(tmp_path):
+    """gguf_export writes llama.cpp's LoRA layout: A.T [rank, in], B.T [out, rank], Q/K rows in
+    GGUF's RoPE order (the inverse of what the GGUF loader undoes); the file reads back.
+    benchmarks/adapter_vs_llamacpp.py checks it against llama.cpp itself."""
+    import gguf
+    from gdr_beam.adapt import gguf_export
+    from gdr_beam.model.checkpoints import _unpermute
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(3 * 64, 5)).astype(np.float32)
+    assert np.array_equal(_unpermute(gguf_export.permute_rows(w, 3), 3), w)
+    assert not np.array_equal(gguf_export.permute_rows(w, 3), w)
+    adapter = {"layer_1.q": {"a": rng.normal(size=(576, 8)), "b": rng.normal(size=(8, 576))},
+               "layer_1.k": {"a": rng.normal(size=(576, 8)), "b": rng.normal(size=(8, 192))},
+               "layer_2.down": {"a": rng.normal(size=(1536, 8)), "b": rng.normal(size=(8, 576))}}
+    tensors = gguf_export.lora_tensors(adapter, num_heads=9, num_kv_heads=3)
+    assert tensors["blk.2.ffn_down.weight.lora_a"].shape == (8, 1536)
+    assert tensors["blk.2.ffn_down.weight.lora_b"].shape == (576, 8)
+    # the delta llama.cpp adds, un-permuted as the loader does, is ours
+    k = tensors["blk.1.attn_k.weight.lora_b"] @ tensors["blk.1.attn_k.weight.lora_a"]
+    ours = (adapter["layer_1.k"]["a"] @ adapter["layer_1.k"]["b"]).T
+    np.testing.assert_allclose(_unpermute(k, 3), ours, rtol=1e-5, atol=1e-5)
+    from gdr_beam.adapters import shipped_path
+    path = gguf_export.export(shipped_path("pii"), str(tmp_path / "pii.gguf"))
+    reader = gguf.GGUFReader(path)
+    names = {t.name for t in reader.tensors}
+    assert len(names) == 30 * 7 * 2 and "blk.29.attn_q.weight.lora_b" in names
+    assert bytes(reader.fields["adapter.type"].parts[-1]).decode() == "lora"
