@@ -8,7 +8,12 @@ The workload is what the job asks of the model, not a synthetic decode loop:
     log-uniformly from --min_words..--max_words, with planted personal data (Faker);
   * each document's budget is the job's (`RewriteBudget`: 1.3x its tokens + 32, at most
     --max_new_tokens), and every engine stops a row at end of turn or at its budget;
-  * greedy decoding.
+  * greedy decoding;
+  * --adapter (e.g. shipped:pii, what the job merges by default): gdr-beam merges it into its
+    weights, llama.cpp runs it as a LoRA GGUF (`gdr_beam.adapt.gguf_export`; equivalence
+    measured by benchmarks/adapter_vs_llamacpp.py), HF is skipped (no loader for it there).
+    Without an adapter the base 135M model seldom ends its turn and most rows run to their
+    budget, unlike the job's.
 
 Engines, each in its own subprocess, one after the other, on the same prompt token ids:
   gdr-beam   `LanguageModel.generate_ids` over all documents in one call (continuous
@@ -61,6 +66,9 @@ _PARSER.add_argument("--no_prefix_engine", action="store_true",
                      help="Also time gdr-beam with its prefix cache off.")
 _PARSER.add_argument("--seed", type=int, default=0)
 _PARSER.add_argument("--model", default=None, help="Checkpoint (default: embedded SmolLM2).")
+_PARSER.add_argument("--adapter", default=None,
+                     help="LoRA adapter for gdr-beam and llama.cpp (shipped:TASK or a "
+                          "directory); HF is left out when one is given.")
 _PARSER.add_argument("--out", default=None, help="Also write the JSON here.")
 _PARSER.add_argument("--worker", default=None, help=argparse.SUPPRESS)
 _PARSER.add_argument("--work", default=None, help=argparse.SUPPRESS)
@@ -163,7 +171,8 @@ def make_documents(n: int, min_words: int, max_words: int, seed: int) -> list[di
 def _run_jax(work, model_path):
     import jax
     import gdr_beam
-    model = gdr_beam.load_model(model_path, max_batch_tokens=work["max_batch_tokens"])
+    model = gdr_beam.load_model(model_path, max_batch_tokens=work["max_batch_tokens"],
+                                adapter=work["adapter"])
     prompts, budgets = work["prompts"], work["budgets"]
     runs = {}
     modes = [("cold", True), ("warm", True)] + ([("warm_no_prefix", False)]
@@ -190,7 +199,13 @@ def _run_llamacpp(work, model_path):
     import llama_cpp
     prompts, budgets, stop = work["prompts"], work["budgets"], set(work["stop_ids"])
     n_ctx = max(len(p) + b for p, b in zip(prompts, budgets)) + 8
-    llm = llama_cpp.Llama(model_path=model_path, n_ctx=n_ctx, n_batch=512,
+    lora = None
+    if work["adapter"]:
+        from gdr_beam.adapt.gguf_export import export
+        from gdr_beam.adapters import adapter_path
+        lora = export(adapter_path(work["adapter"]),
+                      os.path.join(os.path.dirname(work["work_path"]), "lora.gguf"))
+    llm = llama_cpp.Llama(model_path=model_path, n_ctx=n_ctx, n_batch=512, lora_path=lora,
                           n_threads=os.cpu_count(), verbose=False)
     for _ in llm.generate(prompts[0][:8], top_k=1, temp=0.0):  # warm-up: allocations
         break
@@ -319,13 +334,14 @@ def main():
             ids = [tok.bos_id] + ids
         prompts.append(ids)
         budgets.append(budget_rule.tokens(len(tok.encode(d["text"])), args.max_new_tokens))
-    work = {"prompts": prompts, "budgets": budgets, "stop_ids": sorted(tok.stop_ids),
-            "model_path": model_path, "max_batch_tokens": args.max_batch_tokens,
-            "hf_batch": args.hf_batch, "no_prefix_engine": args.no_prefix_engine}
-    engines = [e for e in args.engines.split(",") if e]
+    engines = [e for e in args.engines.split(",") if e and not (args.adapter and e == "hf")]
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "work.json")
+        work = {"prompts": prompts, "budgets": budgets, "stop_ids": sorted(tok.stop_ids),
+                "model_path": model_path, "max_batch_tokens": args.max_batch_tokens,
+                "hf_batch": args.hf_batch, "no_prefix_engine": args.no_prefix_engine,
+                "adapter": args.adapter, "work_path": path}
         with open(path, "w", encoding="utf-8") as f:
             json.dump(work, f)
         for engine in engines:
@@ -355,6 +371,9 @@ def main():
                 ours["documents_per_s"] / theirs["documents_per_s"], 2)
             ratios[f"jax_over_{peer}_useful_tokens_per_s"] = round(
                 ours["useful_tokens_per_s"] / theirs["useful_tokens_per_s"], 2)
+    if "jax/warm" in outputs and "llamacpp/warm" in outputs:  # Q4_1 vs f32: some diverge
+        same = sum(a == b for a, b in zip(outputs["jax/warm"], outputs["llamacpp/warm"]))
+        ratios["jax_llamacpp_identical_outputs"] = f"{same}/{len(docs)}"
     if "jax/warm" in outputs and "hf/warm" in outputs:  # both f32: greedy should mostly agree
         same = sum(a == b for a, b in zip(outputs["jax/warm"], outputs["hf/warm"]))
         ratios["jax_hf_identical_outputs"] = f"{same}/{len(docs)}"
@@ -365,7 +384,8 @@ def main():
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor()
                     or platform.machine(), "python": platform.python_version(),
                     "note": "shared with other agents' work; compare ratios from this run"},
-        "workload": {"task": args.task, "documents": len(docs), "seed": args.seed,
+        "workload": {"task": args.task, "adapter": args.adapter, "documents": len(docs),
+                     "seed": args.seed,
                      "words": [args.min_words, args.max_words],
                      "doc_words_median": sorted(d["words"] for d in docs)[len(docs) // 2],
                      "doc_words_total": sum(d["words"] for d in docs),
