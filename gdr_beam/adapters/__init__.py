@@ -14,7 +14,8 @@ embedded default model and the task has a shipped adapter, and no adapter otherw
 only fits the weights it was trained on.
 
 Shipped adapters, each with the command that reproduces it in the README (Model adaptation):
-  pii   rank-8 LoRA on q/k/v/o/gate/up/down of SmolLM2-135M-Instruct, float16 (4.9 MB).
+  pii        rank-8 LoRA on q/k/v/o/gate/up/down of SmolLM2-135M-Instruct, float16 (4.9 MB).
+  toxicity   the same shape, trained on verified rewrites of public tweets (4.9 MB).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-SHIPPED = ("pii",)
+SHIPPED = ("pii", "toxicity")
 AUTO = "auto"  # resolved per job by `auto_adapter`, never loaded as such
 _PREFIX = "shipped:"
 _NONE = ("", "none")
