@@ -212,9 +212,13 @@ def filter_reason(record, config: FilterConfig = FilterConfig()
     # Quoted history ("> ..." lines of an e-mail or forum thread) repeats earlier messages by
     # convention, not by looping: a 4-message thread that quotes in full measures 62% duplicate
     # 3-grams. The n-gram rule reads the unquoted lines only.
+    # Nor is a thread whose messages are all quoted a loop: what is left of it is its
+    # repeated headers ("On Monday, Paul wrote:"), so the whole text must repeat too.
     own = _WORD.findall(_QUOTED_LINE.sub("", text).casefold())
     if len(own) >= config.repetition_min_words:
         fraction = duplicate_ngram_fraction(own, config.ngram)
+        if len(own) < len(words):
+            fraction = min(fraction, duplicate_ngram_fraction(words, config.ngram))
         if fraction > config.max_duplicate_ngram_fraction:
             return "repetition", (f"{fraction:.0%} of the word {config.ngram}-grams repeat "
                                   f"earlier ones; max_duplicate_ngram_fraction="
