@@ -18,6 +18,7 @@ B.T of q and k gets the same permutation here.
 from __future__ import annotations
 
 import sys
+from typing import Optional
 
 import numpy as np
 
@@ -51,8 +52,8 @@ def lora_tensors(adapter: dict, num_heads: int, num_kv_heads: int) -> dict:
     return out
 
 
-def export(adapter_dir: str, out_path: str, num_heads: int = None, num_kv_heads: int = None,
-           base_model: str = None) -> str:
+def export(adapter_dir: str, out_path: str, num_heads: Optional[int] = None,
+           num_kv_heads: Optional[int] = None, base_model: Optional[str] = None) -> str:
     """Writes the adapter at adapter_dir as a llama.cpp LoRA GGUF. The head counts (for the
     Q/K permutation) come from the base model (default: the embedded one)."""
     import gguf  # pylint: disable=import-outside-toplevel
