@@ -19,7 +19,8 @@ strongest path available and kept only when the rewrite passes the task's verifi
                values here: the verifier is the only check, so use data held apart from what
                you evaluate on.
 
-Each line: id, task, messages (the exact prompt Refine sends), response, source, original,
+The pairs are made by gdr_beam.adapt.pairs (also usable from Python). Each line: id, task,
+messages (the exact prompt Refine sends), response, source, original,
 planted, template, split. A summary (kept/dropped by reason, sources) goes to <output>.summary.json.
 
     python -m pipelines.make_adapt_data --output=/tmp/adapt/train.jsonl --n=400 --seed=1
@@ -29,13 +30,13 @@ planted, template, split. A summary (kept/dropped by reason, sources) goes to <o
 
 from __future__ import annotations
 
-import collections
 import json
 import os
 import time
 
 from absl import app, flags, logging
 
+from gdr_beam.adapt.pairs import build
 from gdr_beam.adapt.synthetic import SPLITS
 
 FLAGS = flags.FLAGS
@@ -51,84 +52,6 @@ flags.DEFINE_string("input", None, "JSONL of texts (`text`, optional `id`) to ma
 flags.DEFINE_string("model", None, "Optional checkpoint that rewrites before the fallback.")
 flags.DEFINE_integer("max_new_tokens", 160, "Generation budget of --model.")
 flags.DEFINE_integer("fallback_seed", 0, "Seed of the fallback's fakes.")
-
-
-def read_texts(path: str, n: int) -> list:
-    """Up to n examples {id, text, planted: [], template: None} from a JSONL file of texts."""
-    examples = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                text = row["text"]
-            except (ValueError, KeyError, TypeError) as e:
-                raise ValueError(f"{path}:{line_no}: not a JSON object with a `text` "
-                                 f"field ({e})") from e
-            if not isinstance(text, str) or not text.strip():
-                continue
-            examples.append({"id": str(row.get("id", f"line-{line_no}")), "text": text,
-                             "planted": [], "template": None})
-            if len(examples) >= n:
-                break
-    return examples
-
-
-def build(n: int, seed: int, split: str, task_name: str = "pii", model_path=None,
-          max_new_tokens: int = 160, fallback_seed: int = 0,
-          input_path=None) -> tuple[list, dict]:
-    """(records, summary)."""
-    from gdr_beam.adapt.synthetic import pii_examples  # pylint: disable=import-outside-toplevel
-    from gdr_beam.tasks import get_task  # pylint: disable=import-outside-toplevel
-    if input_path:
-        examples = read_texts(input_path, n)
-        split = "input"
-    elif task_name == "pii":
-        examples = list(pii_examples(n, seed, split))
-    else:
-        raise ValueError(f"only the pii task has a synthetic generator: give --task="
-                         f"{task_name} texts with --input")
-    task = get_task(task_name)
-    model_out: dict = {}
-    source_model = None
-    if model_path:
-        from gdr_beam.engine import load_model  # pylint: disable=import-outside-toplevel
-        model = load_model(model_path)
-        source_model = f"model:{model.name}"
-        prompts = [model.apply_chat_template(task.messages(e["text"])) for e in examples]
-        outs = model.generate(prompts, max_new_tokens=max_new_tokens, temperature=0.0,
-                              seed=seed)
-        model_out = {e["id"]: task.parse(o) for e, o in zip(examples, outs)}
-    records, counts = [], collections.Counter()
-    for e in examples:
-        text, planted = e["text"], e["planted"]
-        candidates = []
-        if e["id"] in model_out:
-            candidates.append((source_model, model_out[e["id"]]))
-        candidates.append(("fallback", task.fallback(e["id"], text, fallback_seed).text))
-        kept = None
-        for source, rewrite in candidates:
-            review = task.review(text, rewrite)
-            if review.accepted is None:
-                counts[f"rejected/{source.split(':')[0]}/{review.reason}"] += 1
-            elif review.accepted.verdict != "rewritten":
-                counts[f"rejected/{source.split(':')[0]}/{review.accepted.verdict}"] += 1
-            elif any(v in rewrite for v in planted):
-                counts[f"rejected/{source.split(':')[0]}/planted_value_survived"] += 1
-            else:
-                kept = (source, review.accepted.text)
-                break
-        if kept is None:
-            counts["dropped"] += 1
-            continue
-        counts[f"kept/{kept[0]}"] += 1
-        records.append({"id": e["id"], "task": task_name, "messages": task.messages(text),
-                        "response": kept[1], "source": kept[0], "original": text,
-                        "planted": planted, "template": e["template"], "split": split})
-    summary = {"generated": len(examples), "kept": len(records), "seed": seed, "split": split,
-               "task": task_name, "input": input_path, "counts": dict(sorted(counts.items()))}
-    return records, summary
 
 
 def main(argv):

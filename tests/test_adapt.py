@@ -250,10 +250,10 @@ def test_float16_adapter_halves_the_file_and_merges_the_same(model, tmp_path):
 
 
 def test_pairs_from_your_own_texts(tmp_path):
-    """make_adapt_data --input: a toxic text becomes a verified pair; a clean text (the job
+    """make_adapt_data --input (adapt.pairs): a toxic text becomes a verified pair; a clean text (the job
     never asks the model about it), a text of nothing but abuse and a bad line are counted,
     never paired."""
-    from pipelines.make_adapt_data import build
+    from gdr_beam.adapt.pairs import build
     path = tmp_path / "texts.jsonl"
     path.write_text("\n".join([
         '{"id": "t1", "text": "this fucking update broke the export again, you idiots"}',
