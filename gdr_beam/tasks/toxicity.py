@@ -4,7 +4,8 @@ tone minus the toxicity.
 Detection reads context (`toxic_lexicon`): strong profanity, slurs and insult nouns wherever
 they stand; words that are insults or slurs only when aimed at a person ("trash", "slope",
 "stupid", "coon") only after "you"/"ur"/"those"/"he's", after a slur lead ("dirty", "white
-trash") or before a person slur; threat phrases ("I will kill you", "kys"). Mild interjections
+trash") or before a person slur; threat phrases ("I will kill you", "kys"); hatred aimed at
+people ("I hate you", "hate those [slur]": the verb becomes "dislike"). Mild interjections
 and ordinary words on the profanity list ("damn", "hell", "lmao", "vodka", "slippery slope",
 "take the trash out", "you're not stupid", "garbage can") are left alone, so a clean text
 passes through byte for byte; in a text that is toxic anyway they carry its tone and are
