@@ -266,12 +266,14 @@ def test_pairs_from_your_own_texts(tmp_path):
     assert "fucking" not in pair["response"] and "idiots" not in pair["response"]
     assert "broke the export again" in pair["response"]
     assert pair["messages"] == get_task("toxicity").messages(pair["original"])
-    assert summary["counts"] == {"kept/fallback": 1, "dropped": 2,
+    # the empty text is counted too (no rewrite to learn from), never dropped unseen
+    assert summary["counts"] == {"kept/fallback": 1, "dropped": 3,
                                  "rejected/fallback/unchanged": 1,
-                                 "rejected/fallback/empty_rewrite": 1}, summary
-    path.write_text('{"txt": "no text field"}\n', encoding="utf-8")
-    with pytest.raises(ValueError, match="texts.jsonl:1"):
-        build(10, 0, "train", "toxicity", input_path=str(path))
+                                 "rejected/fallback/empty_rewrite": 2}, summary
+    for bad in ('{"txt": "no text field"}', '{"text": 42}'):
+        path.write_text(bad + "\n", encoding="utf-8")
+        with pytest.raises(ValueError, match="texts.jsonl:1"):
+            build(10, 0, "train", "toxicity", input_path=str(path))
 
 
 def test_llamacpp_lora_export_layout(tmp_path):

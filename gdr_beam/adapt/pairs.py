@@ -13,7 +13,8 @@ import json
 
 
 def read_texts(path: str, n: int) -> list:
-    """Up to n examples {id, text, planted: [], template: None} from a JSONL file of texts."""
+    """Up to n examples {id, text, planted: [], template: None} from a JSONL file of texts
+    (blank lines skipped; a record with an empty text is kept, and `build` counts it)."""
     examples = []
     with open(path, encoding="utf-8") as f:
         for line_no, line in enumerate(f, 1):
@@ -25,8 +26,9 @@ def read_texts(path: str, n: int) -> list:
             except (ValueError, KeyError, TypeError) as e:
                 raise ValueError(f"{path}:{line_no}: not a JSON object with a `text` "
                                  f"field ({e})") from e
-            if not isinstance(text, str) or not text.strip():
-                continue
+            if not isinstance(text, str):
+                raise ValueError(f"{path}:{line_no}: `text` is {type(text).__name__}, not a "
+                                 "string")
             examples.append({"id": str(row.get("id", f"line-{line_no}")), "text": text,
                              "planted": [], "template": None})
             if len(examples) >= n:
