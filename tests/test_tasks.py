@@ -175,6 +175,22 @@ def test_pii_value_found_once_is_replaced_wherever_it_recurs():
     assert found[-1].start == len("Will Swift called. Swift replies help. Ask ")
 
 
+def test_pii_name_run_partly_found_by_a_detector_is_replaced_whole():
+    # A detector finds only the surname in "The Yumeka Sahaku version" (and "Ms. Christie");
+    # the first name, found elsewhere in the document, must not survive beside it.
+    task = get_task("pii")
+    for text, first in [("Dear Yumeka Sahaku,\n\nWhat's your last name? Sahaku. The Yumeka "
+                         "Sahaku version recorded for Genus plc was fine.", "Yumeka"),
+                        ("Dear Cerys Christie,\n\nMs. Christie flew to Warszawa. A tribute to "
+                         "Cerys Christie followed.", "Cerys")]:
+        out = task.fallback("ex-1", text, seed=0)
+        assert first not in out.text, out.text
+        fakes = {}
+        for c in out.changes:
+            fakes.setdefault(text[c["start"]:c["end"]], set()).add(c["replacement"])
+        assert len(fakes[first]) == 1 or first not in fakes
+
+
 def test_pii_fallback_keeps_one_fake_per_person_and_valid_formats():
     task = get_task("pii")
     text = ("Laura Chen paid with 4111 1111 1111 1111 from IBAN DE89 3704 0044 0532 0130 00. "

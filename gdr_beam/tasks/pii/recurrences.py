@@ -11,7 +11,9 @@ detected value is a span too (same category, hence the same fake through the ide
   - a person's name words where they recur capitalised, as whole words, each run of them one
     span ("Andreasen", "Mimir Andreasen"), a possessive left outside. A name word that is also
     an English word ("Swift", "Rose", "Will") is taken only where it cannot be the word: not at
-    the start of a sentence or line.
+    the start of a sentence or line. Where a run overlaps a span already taken (a detector
+    found only "Sahaku" in "The Yumeka Sahaku version"), its words outside that span are
+    taken, so no word of the name is left for a reader.
 """
 
 from __future__ import annotations
@@ -58,10 +60,17 @@ def recurrences(text: str, spans: Iterable[Span], categories=None) -> list[Span]
             if free(m.start(), m.end()):
                 take(Span(m.start(), m.end(), category, value))
     if categories is None or "person" in categories:
-        for span in _name_runs(text, taken):
-            if free(span.start, span.end):
-                take(span)
+        for run in _name_runs(text, taken):
+            for span in [run] if free(run.start, run.end) else _words(text, run):
+                if free(span.start, span.end):
+                    take(span)
     return sorted(found, key=lambda s: s.start)
+
+
+def _words(text: str, run: Span) -> list[Span]:
+    """A run's name words, each a span (an initial left alone)."""
+    return [Span(run.start + m.start(), run.start + m.end(), "person", m.group())
+            for m in re.finditer(r"\S+", run.value) if not _INITIAL.fullmatch(m.group())]
 
 
 def _name_runs(text: str, spans: list) -> list[Span]:
