@@ -405,8 +405,9 @@ def _long_figures(emitted, outputs: dict) -> dict:
             by_verdict[s["verdict"]] = by_verdict.get(s["verdict"], 0) + 1
         touched += verdict == "rewritten" or any(s["verdict"] == "rewritten" for s in segments)
         for value in set(map(str, planted)):
-            where = [m.start() for m in re.finditer(r"(?<!\w)" + re.escape(value) + r"(?!\w)",
-                                                    text)]
+            # "Anne" in "Anne-Lotte" is another name, not an occurrence of "Anne".
+            where = [m.start() for m in re.finditer(
+                r"(?<![\w-])" + re.escape(value) + r"(?!\w|-\w)", text)]
             if len(where) < 2:
                 continue
             repeated += 1
@@ -497,14 +498,18 @@ def _replaced(text: str, start: int, end: int, changes) -> str:
             pieces += [text[pos:c["start"]], c["replacement"]]
             pos = c["end"]
         return "".join(pieces) + text[pos:end]
-    if len(touching) == 1:
-        # A change reaching past the value ("Laura" inside "Laura Chen" -> "Maya Torres"):
-        # the value's words of the replacement, when the two align word for word.
-        c = touching[0]
-        old, new = text[c["start"]:c["end"]].split(), c["replacement"].split()
-        first = len(text[c["start"]:start].split())
-        if len(old) == len(new) and text[start - 1:start].isspace() | (start == c["start"]):
-            return " ".join(new[first:first + len(text[start:end].split())])
+    # Changes reaching past the value ("Laura" inside "Laura Chen" -> "Maya Torres"; "Majda
+    # Jožica" inside "Majda" + "Jožica O. Berločnik", two changes): the value's words of the
+    # replaced region, when the region and its replacement align word for word.
+    a, b = min(start, touching[0]["start"]), max([end] + [c["end"] for c in touching])
+    pieces, pos = [], a
+    for c in touching:
+        pieces += [text[pos:c["start"]], c["replacement"]]
+        pos = c["end"]
+    old, new = text[a:b].split(), ("".join(pieces) + text[pos:b]).split()
+    first = len(text[a:start].split())
+    if len(old) == len(new) and (text[start - 1:start].isspace() or start == a):
+        return " ".join(new[first:first + len(text[start:end].split())])
     return " ".join(c["replacement"] for c in touching).strip(CHANGE_EDGE)
 
 

@@ -12,7 +12,9 @@ from typing import Optional
 # Review"): never taken into a name span, and never a first name themselves.
 NOT_SURNAME = frozenset({"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
                          "Sunday", "The", "And", "Or", "Team", "Here", "Please", "Thanks",
-                         "Regards", "Mr", "Mrs", "Ms", "Miss", "Dr", "Prof"})
+                         "Regards", "Mr", "Mrs", "Ms", "Miss", "Dr", "Prof",
+                         # an address's unit right after a name ("Ms. Berločnik Suite 308")
+                         "Suite", "Apt", "Apartment", "Unit", "Flat", "Floor", "Room"})
 
 
 LATIN_NAME = re.compile(r"^[A-Za-zÀ-ÖØ-öø-ɏ][A-Za-zÀ-ÖØ-öø-ɏ'’-]+$")

@@ -14,7 +14,9 @@ The rules a reader would check:
   - quasi-identifiers (dates, places, organisations, ages under a --pii_policy) come from
     quasi.QuasiFakes: one date offset and one age jitter per document;
   - everything else comes from `fake_value` (same kind and format; an address in the style of
-    its country, valid checksums).
+    its country, valid checksums); an address is drawn from its street line, so the street
+    taken with its town line in one place ("13 Castor Place\nSelwyn Heights 3015") and alone
+    in another gets one fake street.
 Seeded by (run seed, example id, value), so reruns give the same fakes.
 """
 
@@ -34,6 +36,7 @@ from gdr_beam.tasks.pii.names import TITLE_BEFORE
 from gdr_beam.tasks.pii.quasi import POLICIES, QUASI_CATEGORIES, Policy, QuasiFakes
 
 _INITIAL = re.compile(r"[A-Z]\.")
+_STREET_LINE = re.compile(r"[^\n,]*")
 _POSSESSIVE = re.compile(r"(.+?)(['\u2019]s?)")
 
 
@@ -64,6 +67,7 @@ class IdentityMap:
         self._tokens: dict = {}
         self._values: dict = {}
         self._used: set = set()
+        self._streets: dict = {}  # street line -> the fakes its addresses got
         self._fixed_people: dict = {}
         for s in spans:
             new = (fixed or {}).get(s.value)
@@ -94,11 +98,13 @@ class IdentityMap:
     def _rng(self, key: str) -> random.Random:
         return seeded_rng(self._seed, self._id, key)
 
-    def _fresh(self, draw: Callable[[], str], tries: int = 12) -> str:
-        """draw() again while it repeats a real value or another entity's fake."""
+    def _fresh(self, draw: Callable[[], str], tries: int = 12, same=frozenset()) -> str:
+        """draw() again while it repeats a real value or another entity's fake (a fake in
+        `same`, this entity's own, is no repeat)."""
         value = draw()
         for _ in range(tries - 1):
-            if value.lower() not in self._real and value.lower() not in self._used:
+            if value.lower() in same or (value.lower() not in self._real
+                                         and value.lower() not in self._used):
                 break
             value = draw()
         self._used.add(value.lower())
@@ -162,6 +168,13 @@ class IdentityMap:
             if derived is not None:
                 self._used.add(derived.lower())
                 self._values[key] = derived
+            elif span.category == "street_address":
+                street = _STREET_LINE.match(span.value).group().rstrip(". ")
+                rng = self._rng("street\x00" + street)
+                fake = self._fresh(lambda: fake_value(span.category, span.value, rng),
+                                   same=self._streets.get(street, frozenset()))
+                self._streets.setdefault(street, set()).add(fake.lower())
+                self._values[key] = fake
             else:
                 rng = self._rng(span.value)
                 self._values[key] = self._fresh(

@@ -319,6 +319,7 @@ _NAME_EDGE = re.compile(r"^[\W_]+|[\W_]+$")
 _POSSESSIVE = re.compile(r"['’]s?$")
 _POSSESSIVE_INSIDE = re.compile(r"['’]s(?=[ \t])|(?<=s)['’](?=[ \t])")
 _LEADING_WORD = re.compile(r"(\S+)\s+")
+_TRAILING_WORD = re.compile(r"\s+(\S+)$")
 
 
 def _trim_person(text: str, span: Span) -> Optional[Span]:
@@ -353,6 +354,11 @@ def _trim_person(text: str, span: Span) -> Optional[Span]:
                 or len(text[m.end():end].split()) < 2:
             break
         start = m.end()
+    while True:  # "Majda Berločnik Suite" (the NER model ran on into "Suite 308")
+        m = _TRAILING_WORD.search(text, start, end)
+        if not m or m.group(1) not in NOT_SURNAME:
+            break
+        end = m.start()
     value = text[start:end]
     if start >= end or any(c.isdigit() for c in value) or value.lower() in _FIELD_LABELS:
         return None
