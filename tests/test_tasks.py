@@ -191,6 +191,18 @@ def test_pii_name_run_partly_found_by_a_detector_is_replaced_whole():
         assert len(fakes[first]) == 1 or first not in fakes
 
 
+def test_pii_one_street_gets_one_fake_street_with_or_without_its_town_line():
+    task = get_task("pii")
+    text = ("How do I change my address to 13 Castor Place\nSelwyn Heights 3015 for post?\n\n"
+            "I live at 13 Castor Place. Mrs. Majda Berločnik Suite 308, 202 Hammarby Allé")
+    out = task.fallback("ex-1", text, seed=0)
+    fakes = {text[c["start"]:c["end"]]: c["replacement"] for c in out.changes}
+    assert fakes["13 Castor Place\nSelwyn Heights 3015"].split("\n")[0] \
+        == fakes["13 Castor Place."].rstrip(".")
+    # the unit after a name is no surname: "Suite 308" stays beside the fake name
+    assert "Majda Berločnik" in fakes and "Suite 308" in out.text
+
+
 def test_pii_fallback_keeps_one_fake_per_person_and_valid_formats():
     task = get_task("pii")
     text = ("Laura Chen paid with 4111 1111 1111 1111 from IBAN DE89 3704 0044 0532 0130 00. "
