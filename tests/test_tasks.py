@@ -364,6 +364,14 @@ def test_pii_fallback_fakes_are_coherent(monkeypatch):
     # the verifier still reads the ending: a model's man's name for "Gregorina" fails
     review = task.review(text, out.text.replace(fakes[1] + " ", "Robert ", 1))
     assert review.accepted is None and review.reason == "gender_changed", review
+    # pronouns that disagree across a document's mentions tell nothing ("Tenzin ... he",
+    # later "Tenzin ... she": another sentence's subject)
+    text = ("Tenzin Ito phoned; he was late.\n\nWe met Tenzin Ito at noon. She moved here "
+            "from Austria.")
+    from gdr_beam.tasks.pii.identities import gender_cues
+    people = [s for s in detect_pii(text) if s.category == "person"]
+    assert len(people) == 2 and gender_cues(text, people) == {}
+    assert gender_cues(text.replace("She", "He"), people) == {"Tenzin": "male"}
     # an address keeps its country's style
     polish = task.fallback("ex-2", "Jana Nowak\nul. Polna 5\n00-625 Warszawa", seed=0).text
     assert "\n00-625 Warszawa" in polish and "Polna" not in polish

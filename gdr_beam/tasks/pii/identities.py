@@ -229,9 +229,10 @@ _PRONOUN = re.compile(r"\b(?:(he|him|his|himself)|(she|her|hers|herself))\b", re
 
 def gender_cues(text: str, people: Sequence[Span], endings: bool = True) -> dict:
     """first-name word -> the gender its fake keeps: a title before it ("Mrs. Joža Novak"),
-    else the name lists, else the first he/she after the name when no other person is named
-    in between ("Kisuke said he ..."; read after the lists: a sentence may name two people),
-    else, with `endings`, what the name's ending suggests (`guess_gender`: "Gregorina").
+    else the name lists, else the he/she after the name when no other person is named in
+    between ("Kisuke said he ..."; read after the lists: a sentence may name two people) if
+    every occurrence of the name that has one agrees, else, with `endings` and no pronoun,
+    what the name's ending suggests (`guess_gender`: "Gregorina").
 
     The fallback draws its fakes without `endings`: an ending is wrong for about one name in
     ten it guesses (most "-a" names are women's; "Kuyra", "Vehbija", "Ichita" are men's), and
@@ -239,6 +240,7 @@ def gender_cues(text: str, people: Sequence[Span], endings: bool = True) -> dict
     woman's name. The verifier reads endings too: a model's fake against the likely gender is
     more often wrong than not."""
     out: dict = {}
+    pronouns: dict = {}  # first name -> the genders of the pronouns after its occurrences
     starts = sorted(s.start for s in people)
     for s in people:
         words = s.value.split()
@@ -253,12 +255,20 @@ def gender_cues(text: str, people: Sequence[Span], endings: bool = True) -> dict
         if first in out:
             continue
         gender = first_name_genders().get(first)
-        if gender is None:
-            i = bisect.bisect_right(starts, s.start)  # where the next person is named
-            stop = starts[i] if i < len(starts) else len(text)
-            m = _PRONOUN.search(text, s.end, min(stop, s.end + 150))
-            gender = None if m is None else "male" if m.group(1) else "female"
-        if gender is None and endings:
+        if gender is not None:
+            out[first] = gender
+            continue
+        i = bisect.bisect_right(starts, s.start)  # where the next person is named
+        stop = starts[i] if i < len(starts) else len(text)
+        m = _PRONOUN.search(text, s.end, min(stop, s.end + 150))
+        if m is not None:
+            pronouns.setdefault(first, set()).add("male" if m.group(1) else "female")
+    for first in {s.value.split()[0] for s in people if s.value.split()} - set(out):
+        # Every occurrence's pronoun must agree: a long document's "Yoshka ... she" and
+        # "Yoshka ... he" (another sentence's subject) tell nothing.
+        votes = pronouns.get(first, set())
+        gender = next(iter(votes)) if len(votes) == 1 else None
+        if gender is None and endings and not votes:
             gender = guess_gender(first)  # None for a name listed for both genders
         if gender is not None:
             out[first] = gender
