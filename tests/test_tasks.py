@@ -203,6 +203,16 @@ def test_pii_one_street_gets_one_fake_street_with_or_without_its_town_line():
     assert "Majda Berločnik" in fakes and "Suite 308" in out.text
 
 
+def test_pii_announced_names_are_names_even_when_also_words_or_towns():
+    def persons(text):
+        return [s.value for s in detect_pii(text) if s.category == "person"]
+    assert persons("My name is Platt") == ["Platt"]
+    assert persons("I'm so jealous! said Saber to Kasey") == ["Saber", "Kasey"]
+    assert persons("For my take on Mrs. Pottinger, see the list.") == ["Pottinger"]
+    # "said" announces a speaker only where the name ends the clause
+    assert persons("She said Rainbow Bridge was closed.") == []
+
+
 def test_pii_fallback_keeps_one_fake_per_person_and_valid_formats():
     task = get_task("pii")
     text = ("Laura Chen paid with 4111 1111 1111 1111 from IBAN DE89 3704 0044 0532 0130 00. "

@@ -7,7 +7,8 @@ import re
 from gdr_beam.tasks.base import Span
 from gdr_beam.tasks.pii.addresses import street_type_prefix, street_word
 from gdr_beam.tasks.pii.gazetteers import city_names, english_words, first_names, last_names
-from gdr_beam.tasks.pii.names import NER, gazetteer_persons, merge_persons, org_word, outside
+from gdr_beam.tasks.pii.names import NER, announced, gazetteer_persons, merge_persons, \
+    org_word, outside
 from gdr_beam.tasks.pii.national_ids import ID_WORDS
 from gdr_beam.tasks.pii.recurrences import recurrences
 from gdr_beam.tasks.pii.structured import DETECTORS
@@ -95,6 +96,8 @@ def _street_or_word(text: str, span: Span) -> bool:
     place named by the word after it ("Erlen bridge"), a run of English words or demonyms
     after "the" ("the Princess Royal", "the Danish government"), or a lone English word or town
     the NER model tagged ("Discipline", "Lisboa") that no name list knows."""
+    if announced(text, span):
+        return False  # "Mrs. Pottinger" (also a town), "said Saber" (also a word)
     words = span.value.split()
     after = _STREET_WORD_AFTER.match(text, span.end)
     if (street_word(words[-1], name_candidate=True) and (words[-1] not in last_names()
