@@ -211,6 +211,11 @@ def test_pii_announced_names_are_names_even_when_also_words_or_towns():
     assert persons("For my take on Mrs. Pottinger, see the list.") == ["Pottinger"]
     # "said" announces a speaker only where the name ends the clause
     assert persons("She said Rainbow Bridge was closed.") == []
+    # a list one of whose members is a person found alone is a list of people...
+    assert persons("It is the brainchild of our 3 founders: Tomaszewski, Fiorentini and "
+                   "Weress.") == ["Tomaszewski", "Fiorentini", "Weress"]
+    # ...but its English words count only where half the list are people already
+    assert "Apples" not in persons("I like Apples, Oranges and Pears said Anna.")
 
 
 def test_pii_fallback_keeps_one_fake_per_person_and_valid_formats():

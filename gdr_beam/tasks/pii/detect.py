@@ -6,8 +6,9 @@ import re
 
 from gdr_beam.tasks.base import Span
 from gdr_beam.tasks.pii.addresses import street_type_prefix, street_word
-from gdr_beam.tasks.pii.gazetteers import city_names, english_words, first_names, last_names
-from gdr_beam.tasks.pii.names import NER, announced, gazetteer_persons, merge_persons, \
+from gdr_beam.tasks.pii.gazetteers import city_names, countries_and_states, english_words, \
+    first_names, last_names
+from gdr_beam.tasks.pii.names import NER, announced, english_word, gazetteer_persons, merge_persons, \
     org_word, outside
 from gdr_beam.tasks.pii.national_ids import ID_WORDS
 from gdr_beam.tasks.pii.recurrences import recurrences
@@ -38,6 +39,8 @@ def detect(text: str, names: bool = True) -> list[Span]:
             if not _in_org_name(text, span) and not _town_line(text, span, addresses) \
                     and not _street_or_word(text, span) and not _id_word(span):
                 add(_with_first_name_before(text, span))
+        for span in _list_mates(text, spans):
+            add(span)
         spans += recurrences(text, spans, categories=("person",))
     return sorted(spans, key=lambda s: s.start)
 
@@ -148,6 +151,38 @@ def _with_first_name_before(text: str, span: Span) -> Span:
             and m.end() == span.start and _name_after_first_name(text, span):
         return Span(m.start(1), span.end, "person", text[m.start(1):span.end])
     return span
+
+
+_LIST_ITEM = r"[A-Z][^\W\d_]+(?:['\u2019-][^\W\d_]+)*"
+# Three or more capitalised words in a list: "Tomaszewski, Fiorentini and Weress".
+_NAME_LIST = re.compile(rf"(?<![\w'\u2019-]){_LIST_ITEM}(?:,[ \t]+{_LIST_ITEM})+,?[ \t]+"
+                        rf"(?:and|or|&)[ \t]+{_LIST_ITEM}(?![\w'\u2019-])")
+
+
+def _list_mates(text: str, spans: list) -> list[Span]:
+    """The other members of a list one of whose members is a person found alone ("our 3
+    founders: Tomaszewski, Fiorentini and Weress"). Not a list that names a place ("Paris,
+    London and Berlin") or holds what is not a word; an English word ("Novel") only where
+    at least half the list are people already."""
+    people = {(s.start, s.end) for s in spans if s.category == "person"}
+    out = []
+    for m in _NAME_LIST.finditer(text):
+        items = [(w.start(), w.end()) for w in re.finditer(_LIST_ITEM, m.group())]
+        items = [(m.start() + a, m.start() + b) for a, b in items
+                 if m.group()[a:b] not in ("and", "or")]
+        found = sum(item in people for item in items)
+        words = [text[a:b] for a, b in items]
+        if not found or any(w in city_names() or w in countries_and_states() or org_word(w)
+                            for w in words):
+            continue
+        for (a, b), word in zip(items, words):
+            if (a, b) in people or any(s.overlaps(a, b) for s in spans):
+                continue
+            common = english_word(word) and word not in first_names() \
+                and word not in last_names()
+            if not common or 2 * found >= len(items):
+                out.append(Span(a, b, "person", word))
+    return out
 
 
 def _id_word(span: Span) -> bool:

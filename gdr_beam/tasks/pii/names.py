@@ -126,7 +126,7 @@ def _lone_first_names(doc) -> list[Span]:
     names = first_names()
     return [Span(t.idx, t.idx + len(t.text), "person", t.text) for t in doc
             if t.text in names and _capitalised(t.text) and not _is_place(t)
-            and (not _english(t.text) or _reads_as_name(t))]
+            and (not english_word(t.text) or _reads_as_name(t))]
 
 
 def _reads_as_name(token) -> bool:
@@ -140,7 +140,7 @@ def _reads_as_name(token) -> bool:
         return False
     if token.dep_ in ("compound", "amod") and token.head.i > i and token.head.text.islower():
         return False  # a modifier of a common noun: "Amber alerts", "Grace period"
-    if i > 0 and _capitalised(doc[i - 1].text) and _english(doc[i - 1].text) \
+    if i > 0 and _capitalised(doc[i - 1].text) and english_word(doc[i - 1].text) \
             and doc[i - 1].text not in first_names() and not doc[i - 1].is_sent_start:
         return False  # inside a title-case phrase: "Cautionary Tales"
     line_start = i == 0 or "\n" in doc[i - 1].text_with_ws
@@ -173,7 +173,7 @@ def org_word(word: str) -> bool:
 _UPPER = re.compile(r"^[^\W\d_]")
 
 
-def _english(word: str) -> bool:
+def english_word(word: str) -> bool:
     """An English word (Webster's 2nd, or its singular), a stop word, a day or a month."""
     from spacy.lang.en.stop_words import STOP_WORDS  # pylint: disable=import-outside-toplevel
     low, common = word.lower(), english_words()
@@ -201,7 +201,7 @@ def _unknown_names(doc) -> list[Span]:
     spans = []
     for t in doc:
         word = t.text
-        if len(word) < 3 or not _capitalised(word) or not word.isalpha() or _english(word) \
+        if len(word) < 3 or not _capitalised(word) or not word.isalpha() or english_word(word) \
                 or word in first_names() or t.pos_ not in ("PROPN", "NOUN") or _is_place(t) \
                 or word in city_names() or street_word(word, name_candidate=True) \
                 or (t.i > 0 and doc[t.i - 1].lower_ in ("the", "a", "an")):  # "the Louvre"
