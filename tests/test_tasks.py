@@ -216,6 +216,10 @@ def test_pii_announced_names_are_names_even_when_also_words_or_towns():
                    "Weress.") == ["Tomaszewski", "Fiorentini", "Weress"]
     # ...but its English words count only where half the list are people already
     assert "Apples" not in persons("I like Apples, Oranges and Pears said Anna.")
+    # a surname found alone takes the unknown given name before it, not a greeting or demonym
+    assert persons("The film was directed by Topi Sainio and Ann Lee.")[0] == "Topi Sainio"
+    assert persons("Hello Sainio! Dear Sainio, the Polish Sainio team.") == ["Sainio"] * 3
+    assert persons("Horizonte Minerals Plc is run by Hertzog.") == ["Hertzog"]
 
 
 def test_pii_fallback_keeps_one_fake_per_person_and_valid_formats():

@@ -8,8 +8,8 @@ from gdr_beam.tasks.base import Span
 from gdr_beam.tasks.pii.addresses import street_type_prefix, street_word
 from gdr_beam.tasks.pii.gazetteers import city_names, countries_and_states, english_words, \
     first_names, last_names
-from gdr_beam.tasks.pii.names import NER, announced, english_word, gazetteer_persons, merge_persons, \
-    org_word, outside
+from gdr_beam.tasks.pii.names import NER, announced, english_word, gazetteer_persons, \
+    merge_persons, org_word, outside, with_given_name_before
 from gdr_beam.tasks.pii.national_ids import ID_WORDS
 from gdr_beam.tasks.pii.recurrences import recurrences
 from gdr_beam.tasks.pii.structured import DETECTORS
@@ -38,7 +38,9 @@ def detect(text: str, names: bool = True) -> list[Span]:
         for span in merge_persons(text, candidates):
             if not _in_org_name(text, span) and not _town_line(text, span, addresses) \
                     and not _street_or_word(text, span) and not _id_word(span):
-                add(_with_first_name_before(text, span))
+                span = _with_first_name_before(text, span)
+                whole = with_given_name_before(text, span)
+                add(span if any(whole.overlaps(s.start, s.end) for s in spans) else whole)
         for span in _list_mates(text, spans):
             add(span)
         spans += recurrences(text, spans, categories=("person",))

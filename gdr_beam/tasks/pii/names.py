@@ -168,7 +168,7 @@ def org_word(word: str) -> bool:
     low = word.lower().rstrip(".")
     return low in ORG_WORDS and (len(low) > 3 or word[:1].isupper() and word != word.capitalize()
                                  or word in ("Co", "Co.", "Inc", "Inc.", "Ltd", "Ltd.", "Corp",
-                                             "Corp."))
+                                             "Corp.", "Plc", "Plc."))
 
 _UPPER = re.compile(r"^[^\W\d_]")
 
@@ -322,6 +322,29 @@ def gazetteer_persons(text: str) -> list[Span]:
             if announced(text, span):
                 spans.append(Span(span.start, span.end, "person", text[span.start:span.end]))
     return spans
+
+
+_GREETINGS = frozenset("Dear Hello Hi Hey Welcome Goodbye Bye Congratulations Sorry Thank "
+                       "Cheers Greetings Attn Attention Cc To From".split())
+
+
+def with_given_name_before(text: str, span: Span) -> Span:
+    """A surname found alone with the given name before it that no list knows ("directed by
+    Topi Sainio", "a huge Rive Lépicier fan", "Maha Cazares" atop a letter): the word right
+    before it, on its line, that spaCy tags a proper noun, is capitalised, and is no greeting,
+    title, demonym, place, organisation or street word."""
+    if " " in span.value or span.start < 2 or text[span.start - 1] not in " \t" \
+            or text[span.start - 2] in " \t":
+        return span
+    token = next((t for t in NER.doc(text) if t.idx + len(t.text) == span.start - 1), None)
+    if token is None or token.pos_ != "PROPN" or not _capitalised(token.text) \
+            or not token.text.isalpha() or token.text in NOT_SURNAME or token.text in _GREETINGS \
+            or _stop_word(token.text) or org_word(token.text) or _demonym(token) \
+            or token.lower_.endswith(_DEMONYM_ENDINGS) or _is_place(token) \
+            or token.text in city_names() or street_word(token.text, name_candidate=True) \
+            or TITLE_BEFORE.search(text, max(0, token.idx - 8), token.idx):
+        return span
+    return Span(token.idx, span.end, "person", text[token.idx:span.end])
 
 
 def merge_persons(text: str, spans: list[Span]) -> list[Span]:
