@@ -267,7 +267,11 @@ def test_pii_finds_international_addresses_blocks_and_po_boxes():
              ("Jana Nowak\nul. Polna 5\n00-625 Warszawa", "ul. Polna 5"),
              ("Address:\nDemocracia 4098\n60010 Piñera\nUruguay", "Democracia 4098"),
              ("Mail it to P.O. Box 255 please.", "P.O. Box 255"),
-             ("PSC 1234, Box 5678\nAPO AE 09012", "PSC 1234, Box 5678\nAPO AE 09012")]
+             ("PSC 1234, Box 5678\nAPO AE 09012", "PSC 1234, Box 5678\nAPO AE 09012"),
+             # words before the street on its line are not the street's
+             ("What is your address? it is Atamaria 86\n36847 Fornelos de Montes",
+              "Atamaria 86"),
+             ("The bus drops you off at 27 Löberöd St.", "27 Löberöd St.")]
     for text, address in cases:
         found = {(s.category, s.value) for s in detect_pii(text)}
         assert ("street_address", address) in found, (text, found)

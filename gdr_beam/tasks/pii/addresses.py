@@ -110,8 +110,9 @@ _US_HOUSE = r"\b\d{1,6}[A-Za-z]?"  # "221B Baker Street"
 # A house number and capitalised words, then a known street suffix (unit and city optional),
 # or any last word when a unit or a city-and-code tail follows ("12 Gomez Wild, Lake Ryan,
 # MS 67983", "9 John Towers Suite 428"): such a tail makes it an address whatever the suffix.
-# A street name's word is capitalised or a numbered street's ordinal ("1783 49th Avenue").
-_US_STREET_WORD = r"(?:[A-Z][A-Za-z'-]*|\d{1,3}(?:st|nd|rd|th)\b)"
+# A street name's word is capitalised (any Latin letters: "27 Löberöd St.") or a numbered
+# street's ordinal ("1783 49th Avenue").
+_US_STREET_WORD = r"(?:[A-Z\u00C0-\u00D6\u00D8-\u00DE](?:[^\W\d_]|['-])*|\d{1,3}(?:st|nd|rd|th)\b)"
 US_ADDRESS = re.compile(
     _US_HOUSE + r"(?:\s+" + _US_STREET_WORD + r"){1,4}\s+(?:" + _street_suffixes() + r")\b\.?"
     + _UNIT + "?" + _CITY_STATE_ZIP + "?"
@@ -273,8 +274,21 @@ def _block_lines(text: str) -> list:
 
 
 def _before_postcode(text: str) -> list:
-    return [(m.start(1), m.end(1), "") for m in _STREET_THEN_POSTCODE.finditer(text)
-            if _is_street(re.sub(_HOUSE, "", m.group(1)).strip(" ,"))]
+    out = []
+    for m in _STREET_THEN_POSTCODE.finditer(text):
+        start = _without_lead_words(text, m.start(1), m.end(1))
+        if _is_street(re.sub(_HOUSE, "", text[start:m.end(1)]).strip(" ,")):
+            out.append((start, m.end(1), ""))
+    return out
+
+
+def _without_lead_words(text: str, start: int, end: int) -> int:
+    """Past the words a street-shaped run took before the street ("it is Atamaria 86"): lower-
+    case words and cue words, up to the first capitalised word."""
+    for w in re.finditer(r"\S+", text[start:end]):
+        if _cap(w.group()) and w.group().lower() not in _CUE_WORDS or w.group()[:1].isdigit():
+            return start + w.start()
+    return start
 
 
 def _after_at(text: str) -> list:
