@@ -72,11 +72,8 @@ def main():
     logits = {"adapted": ours(adapted), "base": ours(base)}
     with tempfile.TemporaryDirectory() as tmp:
         right = export.export(adapter_path(args.adapter), os.path.join(tmp, "lora.gguf"))
-        permute, export.permute_rows = export.permute_rows, lambda w, n: w
-        try:
-            wrong = export.export(adapter_path(args.adapter), os.path.join(tmp, "noperm.gguf"))
-        finally:
-            export.permute_rows = permute
+        wrong = export.export(adapter_path(args.adapter), os.path.join(tmp, "noperm.gguf"),
+                              permute=False)
         rows = {}
         for name, lora, ref in (("adapter: llama.cpp vs gdr-beam", right, "adapted"),
                                 ("no adapter: llama.cpp vs gdr-beam (floor)", None, "base"),

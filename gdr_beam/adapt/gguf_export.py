@@ -36,15 +36,17 @@ def permute_rows(w: np.ndarray, n_heads: int) -> np.ndarray:
     return w.reshape(n_heads, 2, half, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def lora_tensors(adapter: dict, num_heads: int, num_kv_heads: int) -> dict:
-    """GGUF tensor name -> float32 array, in llama.cpp's LoRA layout (module doc)."""
+def lora_tensors(adapter: dict, num_heads: int, num_kv_heads: int,
+                 permute: bool = True) -> dict:
+    """GGUF tensor name -> float32 array, in llama.cpp's LoRA layout (module doc). permute=False
+    leaves Q/K rows in HF order: a wrong layout, for benchmarks to show what it costs."""
     out = {}
     for name, ab in sorted(adapter.items()):
         layer, target = name.split(".")
         i = int(layer.split("_")[1])
         a = np.asarray(ab["a"], np.float32).T  # [rank, in]
         b = np.asarray(ab["b"], np.float32).T  # [out, rank]
-        if target in ("q", "k"):
+        if permute and target in ("q", "k"):
             b = permute_rows(b, num_heads if target == "q" else num_kv_heads)
         base = f"blk.{i}.{GGUF_TARGETS[target]}"
         out[f"{base}.lora_a"] = np.ascontiguousarray(a)
@@ -53,9 +55,11 @@ def lora_tensors(adapter: dict, num_heads: int, num_kv_heads: int) -> dict:
 
 
 def export(adapter_dir: str, out_path: str, num_heads: Optional[int] = None,
-           num_kv_heads: Optional[int] = None, base_model: Optional[str] = None) -> str:
+           num_kv_heads: Optional[int] = None, base_model: Optional[str] = None,
+           permute: bool = True) -> str:
     """Writes the adapter at adapter_dir as a llama.cpp LoRA GGUF. The head counts (for the
-    Q/K permutation) come from the base model (default: the embedded one)."""
+    Q/K permutation) come from the base model (default: the embedded one); permute: see
+    `lora_tensors`."""
     import gguf  # pylint: disable=import-outside-toplevel
     if num_heads is None or num_kv_heads is None:
         from gdr_beam.model.checkpoints import default_model_path, load_config  # pylint: disable=import-outside-toplevel
@@ -66,7 +70,7 @@ def export(adapter_dir: str, out_path: str, num_heads: Optional[int] = None,
     writer.add_string("general.type", "adapter")
     writer.add_string("adapter.type", "lora")
     writer.add_float32("adapter.lora.alpha", float(lora.alpha))
-    for name, array in lora_tensors(adapter, num_heads, num_kv_heads).items():
+    for name, array in lora_tensors(adapter, num_heads, num_kv_heads, permute).items():
         writer.add_tensor(name, array)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
