@@ -527,7 +527,7 @@ def run_gdr(task: str, examples, args, tmp: str, set_name: str = "") -> tuple:
     out_dir = os.path.join(tmp, f"{set_name or task}-out")
     job = refine.RefineJob(input=path, output_dir=out_dir, task=task, model=args.model,
                            pii_policy=args.pii_policy if task == "pii" else None,
-                           adapter=args.adapter or refine.RefineJob.adapter,
+                           adapter=args.adapter,
                            max_new_tokens=args.max_new_tokens, seed=args.seed,
                            max_retries=args.max_retries, progress_interval=60,
                            # Template sets are near duplicates by design; dedup would hide
@@ -597,7 +597,8 @@ def main():
               "seed": args.seed, "tasks": {}}
     from pipelines import refine  # pylint: disable=import-outside-toplevel
     # The job's own defaults: the adapter auto-selected per task, first-attempt temperature.
-    result["adapter"] = args.adapter or refine.RefineJob.adapter
+    args.adapter = args.adapter or refine.RefineJob.adapter
+    result["adapter"] = args.adapter
     result["temperature"] = refine.RefineJob.temperature
     result["pii_policy"] = args.pii_policy or "direct"
     with tempfile.TemporaryDirectory() as tmp:
