@@ -126,10 +126,11 @@ _PREFIX_BEFORE = re.compile(r"(\S+)(?:[ \t]+(?:du|de|des|del|della|di|da|do|la|l
                             r"[ \t]+$")
 
 
-def _street_prefix_before(text: str, start: int) -> bool:
-    """A street-type word right before, a particle allowed between: "Rue du Chapy"."""
+def _street_prefix_before(text: str, start: int):
+    """The match of a street-type word right before start, a particle allowed between ("Rue
+    du Chapy"; group 1 is the type word), or None."""
     m = _PREFIX_BEFORE.search(text, max(0, start - 40), start)
-    return bool(m) and street_type_prefix(m.group(1))
+    return m if m and street_type_prefix(m.group(1)) else None
 
 
 _PLACE_CUE_BEFORE = re.compile(r"\b(?:in|on|at|of|to|from|via|along|near|into|onto|down|up|"
@@ -148,9 +149,9 @@ def _name_after_first_name(text: str, span: Span) -> bool:
 
 def _with_first_name_before(text: str, span: Span) -> Span:
     """The name with the street-type word that is its first name ("Calle Norberg")."""
-    m = _PREFIX_BEFORE.search(text, max(0, span.start - 40), span.start)
-    if m and street_type_prefix(m.group(1)) and m.group(1)[:1].isupper() \
-            and m.end() == span.start and _name_after_first_name(text, span):
+    m = _street_prefix_before(text, span.start)
+    if m and m.group(1)[:1].isupper() and m.end() == span.start \
+            and _name_after_first_name(text, span):
         return Span(m.start(1), span.end, "person", text[m.start(1):span.end])
     return span
 
