@@ -216,6 +216,10 @@ def test_pii_announced_names_are_names_even_when_also_words_or_towns():
                    "Weress.") == ["Tomaszewski", "Fiorentini", "Weress"]
     # ...but its English words count only where half the list are people already
     assert "Apples" not in persons("I like Apples, Oranges and Pears said Anna.")
+    assert persons("What's your name? Cerys Holt") == ["Cerys Holt"]
+    assert persons("Her maiden name is Crnić") == ["Crnić"]
+    assert persons("Everyone calls me Johannes") == ["Johannes"]
+    assert persons("As promised, here's Motochika's address: Via Scala 50") == ["Motochika"]
     # a surname found alone takes the unknown given name before it, not a greeting or demonym
     assert persons("The film was directed by Topi Sainio and Ann Lee.")[0] == "Topi Sainio"
     assert persons("Hello Sainio! Dear Sainio, the Polish Sainio team.") == ["Sainio"] * 3
@@ -271,10 +275,22 @@ def test_pii_finds_international_addresses_blocks_and_po_boxes():
              # words before the street on its line are not the street's
              ("What is your address? it is Atamaria 86\n36847 Fornelos de Montes",
               "Atamaria 86"),
-             ("The bus drops you off at 27 Löberöd St.", "27 Löberöd St.")]
+             ("The bus drops you off at 27 Löberöd St.", "27 Löberöd St."),
+             # a unit line below the street confirms it; an initial in a street's name
+             ("??? 77 Spittelwiese\n??? Unit 82\n??? Reykjavík", "77 Spittelwiese"),
+             ("42 Ποσειδώνος\n Floor 152\n PADASJOKI", "42 Ποσειδώνος\n Floor 152"),
+             ("??? 104 N. Nikodimou Street\n??? Suite 166", "104 N. Nikodimou Street"),
+             # a house number and a street no list knows before a comma and a town
+             ("We'll meet Friday at Qado Energy Inc., 82 Mariatal, Brakpan", "82 Mariatal")]
     for text, address in cases:
         found = {(s.category, s.value) for s in detect_pii(text)}
         assert ("street_address", address) in found, (text, found)
+    # the town under a street and its unit line is no person
+    assert [s.category for s in detect_pii("??? 77 Spittelwiese\n??? Unit 82\n??? Reykjavík")] \
+        == ["street_address"]
+    # a postcode and town before a country are not a house number and street
+    found = detect_pii("Send it to 809, rue de Blanc, 1124 Cite Des Andalous, Tunisia?")
+    assert "1124 Cite Des Andalous" not in {s.value for s in found}
     # A number beside a capitalised word is not an address without a street word or context.
     for text in ["Chapter 12 Summary follows.", "We met at 5 PM on Friday.",
                  "Version 3 Release notes are out."]:

@@ -170,11 +170,12 @@ _POSTCODE_LINE = re.compile(
     r"^[ \t>?*•-]*(?:(?:[A-Z]{1,2}-)?\d{3,5}(?:[- ]\d{2,4}| [A-Z]{2})?,?\s+" + _NAME_WORDS +
     r"|" + _NAME_WORDS + r",?\s+(?:[A-Z]{2}\s+)?(?:[A-Z]{1,2}-)?\d{3,5}(?:[- ]\d{2,4})?"
     r"|" + _NAME_WORDS + r",?\s+[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})[ \t.,]*$")
-# "<street> <number>, 3952 Ilulissat" / "... at Löberöd 27\n520 43 ÅSARP": a postcode and a
-# city right after a street-shaped run, on the same line or the next.
+# "<street> <number>, 3952 Ilulissat" / "... at Löberöd 27\n520 43 ÅSARP" / "Csabai kapu 39.\n1045
+# Budapest" (a house number written with a period): a postcode and a city right after a
+# street-shaped run, on the same line or the next.
 _STREET_THEN_POSTCODE = re.compile(
     r"(?<![\w])((?:" + _HOUSE + r",?\s+" + _NAME_WORDS + r")|(?:" + _NAME_WORDS + r",?\s+"
-    + _HOUSE + r"))(?:,\s*|[ \t]*\n[ \t>]*)(?:[A-Z]{1,2}-)?\d{3,5}(?:[- ]\d{2,4}| [A-Z]{2})?"
+    + _HOUSE + r"\.?))(?:,\s*|[ \t]*\n[ \t>]*)(?:[A-Z]{1,2}-)?\d{3,5}(?:[- ]\d{2,4}| [A-Z]{2})?"
     r"\s+[^\W\d_]")
 # "is at 80 Aqqusinersuaq": a house number and a capitalised word after "at" (not a time).
 _AT_NUMBER_STREET = re.compile(r"\b(?:is|are|lives?|living|located|stays?|staying|meet|office"
@@ -193,14 +194,17 @@ def _is_street(words: str) -> bool:
     """A street name starts with a capitalised word, is not a run of small words and is not a
     country ("2423, Australia")."""
     from gdr_beam.tasks.pii.gazetteers import place_words  # pylint: disable=import-outside-toplevel
-    first = words.split()[0] if words.split() else ""
+    names = [w for w in words.split() if not re.fullmatch(r"[A-Z]\.", w)]  # "N. Nikodimou St"
+    first = names[0] if names else ""
     return _cap(first) and len(first.rstrip(".")) >= 2 and words.strip(" ,.") not in place_words()
 
 
 def address_spans(text: str) -> list[tuple[int, int, str]]:
     """(start, end, language) of every street address found; language '' when unknown."""
     spans = [found for find in _FINDERS for found in find(text)]
-    return _merge(text, spans)
+    # A find cut back to its house number alone ("kapu 39." with an unknown type word) is no
+    # street.
+    return [s for s in _merge(text, spans) if re.search(r"[^\W\d_]{2}", text[s[0]:s[1]])]
 
 
 # A unit word the street pattern took for its street-type suffix ("Flat" is both) after the
@@ -261,14 +265,21 @@ def _type_in_or_after_name(text: str) -> list:
     return out
 
 
+# A unit alone on the line below a street line: "77 Spittelwiese\n Unit 82\n Reykjavík".
+_UNIT_ONLY_LINE = re.compile(r"(?i)^[ \t>?*•-]*(?:apt|apartment|suite|ste|unit|flat|floor|fl|room|"
+                             r"rm)\b\.?[ \t]*#?\w{1,6}[ \t.,]*$")
+
+
 def _block_lines(text: str) -> list:
-    """A street-shaped line above a postcode-and-city line, or after an address cue."""
+    """A street-shaped line above a postcode-and-city line or a unit line (or with its unit
+    on the next line), or after an address cue."""
     out = []
     for m in _STREET_LINE.finditer(text):
         if not _is_street(re.sub(_HOUSE, "", m.group(1)).strip(" ,")):
             continue
         below = text[m.end():].lstrip("\n").split("\n", 1)[0] if m.end() < len(text) else ""
-        if _POSTCODE_LINE.match(below) or _CUE.search(text, 0, m.start()):
+        if _POSTCODE_LINE.match(below) or _UNIT_ONLY_LINE.match(below) \
+                or "\n" in text[m.end(1):m.end()] or _CUE.search(text, 0, m.start()):
             out.append((m.start(1), m.end(), ""))
     return out
 
@@ -299,6 +310,30 @@ def _after_at(text: str) -> list:
     return out
 
 
+def _before_town(text: str) -> list:
+    """"at Qado Energy Inc., 82 Mariatal, Brakpan": a house number and a street name no word
+    list knows, then a comma and a capitalised town. A street name that is an English word or
+    a person's name ("5 Apples, Bob ...") is not taken."""
+    from gdr_beam.tasks.pii.gazetteers import countries_and_states, english_words, first_names, last_names  # pylint: disable=import-outside-toplevel
+    out = []
+    for m in _NUMBER_WORDS_TOWN.finditer(text):
+        last = m.group(2).split()[-1]
+        after = re.match(r"[^\W\d_]+", text[m.end():]).group()
+        # before a country the number and words are a postcode and town: "1124 Cite Des
+        # Andalous, Tunisia"
+        if last.lower() not in english_words() and last not in first_names() \
+                and last not in last_names() and after not in countries_and_states() \
+                and _is_street(m.group(2)):
+            out.append((m.start(1), m.end(2), ""))
+    return out
+
+
+_NUMBER_WORDS_TOWN = re.compile(
+    r"(?:^|(?<=[,:;]\s)|(?<=\bat\s)|(?<=\bto\s)|(?<=\bin\s))(" + _HOUSE + r")[ \t]+"
+    r"((?:[A-Z\u00C0-\u00DE][^\W\d_]+[ \t]+){0,2}[A-Z\u00C0-\u00DE][^\W\d_]{3,}),[ \t]+"
+    r"(?=[A-Z\u00C0-\u00DE][^\W\d_]+\b)", re.M)
+
+
 def _after_cue(text: str) -> list:
     return [(m.start(1), m.end(1), "") for m in _CUED_STREET.finditer(text)
             if _is_street(re.sub(_HOUSE, "", m.group(1)).strip(" ,"))]
@@ -308,7 +343,7 @@ _CUED_STREET = re.compile(r"(?i)(?:\baddress(?:es)?\b:?|\blives? at|\blocated at
                           r"((?:" + _HOUSE + r",?\s+" + _NAME_WORDS + r")|(?:" + _NAME_WORDS
                           + r",?\s+" + _HOUSE + r"))(?=[,.;\n]|\s*$)")
 _FINDERS = (_us_and_uk, _po_boxes, _type_before_name, _type_in_or_after_name, _block_lines,
-            _before_postcode, _after_at, _after_cue)
+            _before_postcode, _before_town, _after_at, _after_cue)
 
 
 def _type_word_of(value: str) -> str:

@@ -195,8 +195,10 @@ def _id_word(span: Span) -> bool:
 
 
 # What may stand between a street address and its town line: a unit number the address
-# left out ("90 Scarcroft Road\n Flat" + " 287\n").
-_ADDRESS_TAIL = re.compile(r"[ \t]*(?:#?\d[\w-]{0,5}[ \t]*)?\n[ \t\n]*")
+# left out ("90 Scarcroft Road\n Flat" + " 287\n"), a unit line ("77 Spittelwiese\n Unit 82\n").
+_ADDRESS_TAIL = re.compile(r"[ \t]*(?:#?\d[\w-]{0,5}[ \t]*)?\n(?:[ \t>?*•-]*(?:Apt|Apartment|Suite|"
+                           r"Ste|Unit|Flat|Floor|Fl|Room|Rm)\b\.?[ \t]*#?\w{1,6}[ \t.,]*\n)?"
+                           r"[ \t\n>?*•-]*")
 # A postcode opening a town line: "16607 Pfaffenhofen", "61-668 Kołobrzeg", "1317 YB ...".
 _POSTCODE_OPENING = re.compile(r"[ \t>]*\d{3,5}(?:-\d{2,4})?[ \t]")
 _TOWN_AFTER_COMMA = re.compile(r",[ \t]*(?:(?:[A-Z]{1,2}-)?\d{3,5}(?:[- ]\d{2,4})?(?:[ \t][A-Z]{2})?"
@@ -214,9 +216,9 @@ def _town_line(text: str, span: Span, addresses: list) -> bool:
             for a in addresses):
         return True
     line_start = text.rfind("\n", 0, span.start) + 1
-    before = text[line_start:span.start]
+    before = text[line_start:span.start].lstrip(" \t>?*•-")  # a line's bullet is no sentence
     if _SENTENCE_END.search(before) or len(before.split()) > 5:
         return False  # the town line ran on into prose: "3761 ZG Soest. ... said Yoshka to Karen"
-    return (before.strip(" \t>") == "" or bool(_POSTCODE_OPENING.match(before))) and any(
+    return (before.strip() == "" or bool(_POSTCODE_OPENING.match(before))) and any(
         a.end <= line_start and _ADDRESS_TAIL.fullmatch(text, a.end, line_start)
         for a in addresses)

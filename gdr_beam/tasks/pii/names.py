@@ -91,7 +91,7 @@ _FIELD_LABELS = {"info", "personal", "personal info", "website", "web", "url", "
                  "address", "notes", "note", "room", "subject", "from", "to", "cc", "date",
                  "company", "title", "contact"}
 _GAP = re.compile(r"[ \t]+")
-_CAPITALISED_AFTER_SPACE = re.compile(r"(?<=[a-z.])[ \t]+(?=[A-Z])")
+_CAPITALISED_AFTER_SPACE = re.compile(r"(?<=[a-z.?:,])[ \t]+(?=[A-Z])")
 
 
 # A lone first name is taken for a place when it names a country or US state ("Georgia",
@@ -243,9 +243,14 @@ TITLE_BEFORE = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+$")
 # Words that announce a person whatever the name looks like ("My name is Platt", "said Saber
 # to Kasey", "Mrs. Pottinger"): a word after them is a name even where it is also an English
 # word or a town. "said" announces a speaker only where the name ends the clause ("..., said
-# Favian." / "said Favian to Alexis"), not "he said Paris was lovely".
-_CUE_BEFORE = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?|\b[Mm]y (?:name|surname|last name|"
-                         r"first name) is|\b[Cc]all me)[ \t]+$")
+# Favian." / "said Favian to Alexis"), not "he said Paris was lovely"; a possessive before
+# "address", "phone", ... is a person's.
+_CUE_BEFORE = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?|\b(?:[Mm]y|[Hh]is|[Hh]er|[Mm]aiden)"
+                         r"(?: (?:maiden|last|first|full|middle))? (?:name|surname) is|"
+                         r"\b[Cc]alls? me|\b[Ww]hat'?s your (?:(?:last|first|full) )?name\?)[ \t]+$")
+# Words after a name that make it a person's: "here's Motochika's address".
+_OWNER_AFTER = re.compile(r"(?:['’]s)?[ \t]+(?:address|phone|e-?mail|mobile|birthday|"
+                          r"date of birth|account|passport|card)\b")
 _SPEAKER_BEFORE = re.compile(r"\bsaid(?: [A-Z][^\W\d_]+ to)?[ \t]+$")
 _SPEAKER_AFTER = re.compile(r"[ \t]*(?:to\b|[.,!?;:\n]|$)")
 
@@ -254,7 +259,9 @@ def announced(text: str, span: Span) -> bool:
     """Whether words before the span announce a person (see above)."""
     return bool(_CUE_BEFORE.search(text, max(0, span.start - 40), span.start)) or (
         bool(_SPEAKER_BEFORE.search(text, max(0, span.start - 40), span.start))
-        and bool(_SPEAKER_AFTER.match(text, span.end)))
+        and bool(_SPEAKER_AFTER.match(text, span.end))) or (
+        bool(re.search(r"['’]s$", span.value)) or text[span.end:span.end + 1] in "'’"
+    ) and bool(_OWNER_AFTER.match(text, span.end))
 
 
 def _capitalised(word: str) -> bool:
@@ -318,9 +325,10 @@ def gazetteer_persons(text: str) -> list[Span]:
         word = _WORD_AT.match(text, m.end())
         if word and _capitalised(word.group()) and word.group() not in NOT_SURNAME \
                 and not _stop_word(word.group()):
-            span = Span(m.end(), _name_tail(text, word.end()), "person", "")
+            end = _name_tail(text, word.end())
+            span = Span(m.end(), end, "person", text[m.end():end])
             if announced(text, span):
-                spans.append(Span(span.start, span.end, "person", text[span.start:span.end]))
+                spans.append(span)
     return spans
 
 
