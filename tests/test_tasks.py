@@ -57,6 +57,10 @@ def test_pii_finds_names_addresses_and_phones_in_any_format():
             ("phone", "(415) 555-0134"), ("date_of_birth", "March 3, 1985")} <= found
     assert any(c == "phone" and "7946" in v for c, v in found)
     assert ("person", "Laura") in found and ("person", "John O'Neill") in found
+    # a short local number after a cue; the same words before a count are no phone
+    assert [(s.category, s.value) for s in detect_pii(
+        "I would like to stop receiving messages to 85 99 60")] == [("phone", "85 99 60")]
+    assert detect_pii("Send 20 messages to 3 people") == []
 
 
 def test_pii_address_with_an_unknown_street_suffix_needs_a_unit_or_city_tail():

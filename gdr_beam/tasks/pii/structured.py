@@ -89,9 +89,11 @@ def _urls(text: str) -> list:
 
 # "@jane_doe": a handle, not the domain of an e-mail (the e-mail finder runs first).
 _HANDLE = re.compile(r"(?<![\w.@])@[A-Za-z][A-Za-z0-9_.]{1,29}(?<!\.)\b")
-# A short local number after a phone cue ("Mobile: 84 23 30", "call me at 96 63 21").
+# A short local number after a phone cue ("Mobile: 84 23 30", "call me at 96 63 21", "stop
+# receiving messages to 85 99 60").
 _CUED_PHONE = re.compile(r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|desk|office|call(?: me)?"
-                         r"(?: at| on)?|reach me at|text me at|whatsapp|ph)\.?:?\s+"
+                         r"(?: at| on)?|reach me at|text me at|whatsapp|ph|messages? to|texts? to|"
+                         r"sms to|my (?:phone |mobile |cell )?number(?: is)?)\.?:?\s+"
                          r"(\+?\d{2,4}(?:[ .-]\d{2,4}){1,4})(?![\w-])")
 
 _BIRTH_WORD = re.compile(r"(?i)\b(?:" + _BIRTH_CUES + r"|born)\b")
