@@ -247,7 +247,8 @@ TITLE_BEFORE = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+$")
 # "address", "phone", ... is a person's.
 _CUE_BEFORE = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?|\b(?:[Mm]y|[Hh]is|[Hh]er|[Mm]aiden)"
                          r"(?: (?:maiden|last|first|full|middle))? (?:name|surname) is|"
-                         r"\b[Cc]alls? me|\b[Ww]hat'?s your (?:(?:last|first|full) )?name\?)[ \t]+$")
+                         r"\b[Cc]alls? me|\b[Ww]hat'?s your (?:(?:last|first|full) )?name\?|"
+                         r"\bstarring|\b(?:directed|sung|written) by)[ \t]+$")
 # Words after a name that make it a person's: "here's Motochika's address".
 _OWNER_AFTER = re.compile(r"(?:['’]s)?[ \t]+(?:address|phone|e-?mail|mobile|birthday|"
                           r"date of birth|account|passport|card)\b")
