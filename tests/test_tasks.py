@@ -224,6 +224,10 @@ def test_pii_announced_names_are_names_even_when_also_words_or_towns():
     assert persons("Her maiden name is Crnić") == ["Crnić"]
     assert persons("Everyone calls me Johannes") == ["Johannes"]
     assert persons("a film directed by Ann Lee and starring Tot") == ["Ann Lee", "Tot"]
+    # a first name addressed at the start of a sentence, though also a town or a word
+    assert persons("Helena, can I please speak to your boss?") == ["Helena"]
+    assert persons("Lily, can I please speak to your boss?") == ["Lily"]
+    assert persons("Georgia, can you hear me?") == []
     assert persons("As promised, here's Motochika's address: Via Scala 50") == ["Motochika"]
     # a surname found alone takes the unknown given name before it, not a greeting or demonym
     assert persons("The film was directed by Topi Sainio and Ann Lee.")[0] == "Topi Sainio"

@@ -125,8 +125,23 @@ def _lone_first_names(doc) -> list[Span]:
     `gazetteer_persons`; overlaps merge in `merge_persons`."""
     names = first_names()
     return [Span(t.idx, t.idx + len(t.text), "person", t.text) for t in doc
-            if t.text in names and _capitalised(t.text) and not _is_place(t)
-            and (not english_word(t.text) or _reads_as_name(t))]
+            if t.text in names and _capitalised(t.text) and (
+                _vocative(t) or not _is_place(t) and (not english_word(t.text)
+                                                      or _reads_as_name(t)))]
+
+
+# Words that open what is said to someone addressed by name first: "Helena, can I please
+# speak to your boss?" ("Helena" is also a town, "Lily" a word).
+_ADDRESSED = frozenset("can could would will please i you thanks thank how what do did are have "
+                       "is hi hello where when why".split())
+
+
+def _vocative(token) -> bool:
+    """A first name opening a sentence and addressed: "Helena, can I ...". Not a country or
+    state ("Georgia, can you ..." stays a place)."""
+    doc, i = token.doc, token.i
+    return token.is_sent_start and i + 2 < len(doc) and doc[i + 1].text == "," \
+        and doc[i + 2].lower_ in _ADDRESSED and token.text not in countries_and_states()
 
 
 def _reads_as_name(token) -> bool:
