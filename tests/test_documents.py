@@ -156,6 +156,23 @@ def test_inconsistent_and_leaking_rewrites_are_demoted(count):
     assert "Ana Lopez" not in done.verification.text
     assert done.verification.text.count("Maya Torres") == 2
 
+    # One person in two forms: "Laura K. Chen" -> "Ana Lopez" pins Laura and Chen, so a
+    # segment calling "Laura Chen" "Maya Torres" contradicts it, and the fallback follows it.
+    doc = ("Laura K. Chen wrote the report.\n\n" + paragraph(1) + "\n\nLaura Chen signed it."
+           "\n\n" + paragraph(2) + "\n\nThanks to Laura Chen.")
+    ranges = split_text(doc, count, 40)
+
+    def forms(i, segment):
+        if i == 0:
+            return segment.replace("Laura K. Chen", "Ana Lopez")
+        if "signed" in segment:
+            return segment.replace("Laura Chen", "Maya Torres")
+        return None if "Thanks" in segment else segment
+
+    done = assemble(task, "doc-5", doc, ranges, _results(task, doc, ranges, forms), 3)
+    assert INCONSISTENT in done.reasons and "Maya" not in done.verification.text
+    assert done.verification.text.count("Ana Lopez") == 3, done.verification.text
+
     # A name detected in the whole document that a segment kept: that segment falls back.
     doc = "Laura Chen wrote the report.\n\n" + paragraph(1) + "\n\nLaura signed it."
     ranges = split_text(doc, count, 40)

@@ -140,6 +140,19 @@ def diff_changes(original: str, rewritten: str, spans: Sequence[Span] = ()) -> t
     return tuple(changes)
 
 
+def name_word_pairs(old: str, new: str) -> list[tuple[str, str]]:
+    """The word-for-word correspondence of a person's name and its fake: every word when the
+    two have as many ("Laura Chen" -> "Maya Torres"), else first and last ("Yoshka J. Roefs"
+    -> "Alexis Smith": Yoshka -> Alexis, Roefs -> Smith), so one person keeps one fake
+    whichever form of the name a replacement was chosen for."""
+    o, n = old.split(), new.split()
+    if len(o) == len(n):
+        return list(zip(o, n))
+    if len(o) >= 2 and len(n) >= 2:
+        return [(o[0], n[0]), (o[-1], n[-1])]
+    return []
+
+
 def seeded_rng(seed: int, example_id: str, value: str) -> random.Random:
     """The fallback's randomness: a function of (run seed, example, value) only, so a value gets
     the same replacement wherever it occurs in the example and reruns are identical."""

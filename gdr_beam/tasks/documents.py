@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 from typing import List, Optional, Sequence, Tuple
 
-from gdr_beam.tasks.base import CHANGE_EDGE, Span, Task, Verification
+from gdr_beam.tasks.base import CHANGE_EDGE, Span, Task, Verification, name_word_pairs
 
 INCONSISTENT = "inconsistent_across_segments"
 LEAKED = "leaked_in_document"
@@ -127,8 +127,8 @@ def _identity_map(text: str, ranges, parts: List[Optional[Verification]],
                 pairs.append((old, c["replacement"].strip(CHANGE_EDGE)))
         new_words = {}
         for old, new in pairs:
-            if values[old] == "person" and len(old.split()) == len(new.split()):
-                new_words.update(zip(old.split(), new.split()))
+            if values[old] == "person":
+                new_words.update(name_word_pairs(old, new))
         clash = any(fixed.get(old, new) != new or owner.get(new, old) != old
                     for old, new in pairs) or any(words.get(w, n) != n
                                                   for w, n in new_words.items())

@@ -28,7 +28,7 @@ import re
 import unicodedata
 from typing import Callable, Mapping, Optional, Sequence
 
-from gdr_beam.tasks.base import Span, seeded_rng
+from gdr_beam.tasks.base import Span, name_word_pairs, seeded_rng
 from gdr_beam.tasks.pii.fakes import fake_value, with_faker
 from gdr_beam.tasks.pii.gazetteers import (first_name_genders, guess_gender,
                                             neutral_first_names)
@@ -52,8 +52,9 @@ class IdentityMap:
     def __init__(self, seed: int, example_id: str, text: str, spans: Sequence[Span],
                  fixed: Optional[Mapping[str, str]] = None, policy: Policy = POLICIES["direct"]):
         """fixed: value -> the replacement another segment of the document already chose
-        (see Task.fallback); a person's fixed name pins its words one by one when the two
-        have as many words, so "Ms. Chen" later follows "Laura Chen" -> "Maya Torres".
+        (see Task.fallback); a person's fixed name pins its words (`name_word_pairs`), so
+        "Ms. Chen" later follows "Laura Chen" -> "Maya Torres", and "Yoshka Roefs" follows
+        "Yoshka J. Roefs" -> "Alexis Smith".
         policy: the --pii_policy whose quasi-identifier spans (quasi.py) are among `spans`."""
         self._seed, self._id = seed, example_id
         people = [s for s in spans if s.category == "person"]
@@ -74,14 +75,13 @@ class IdentityMap:
             if new is None:
                 continue
             self._used.add(new.lower())
-            old_words, new_words = s.value.split(), new.split()
             if s.category != "person":
                 self._values[(s.category, s.value)] = new
-            elif len(old_words) == len(new_words):
-                for old_word, new_word in zip(old_words, new_words):
-                    self._tokens.setdefault(old_word, new_word)
-                    self._used.add(new_word.lower())
-            else:
+                continue
+            for old_word, new_word in name_word_pairs(s.value, new):
+                self._tokens.setdefault(old_word, new_word)
+                self._used.add(new_word.lower())
+            if len(s.value.split()) != len(new.split()):
                 self._fixed_people[s.value] = new
         self._genders = gender_cues(text, people, endings=False)
         # Dates, places, organisations, ages: one document offset, jitter and swap list.
