@@ -318,7 +318,7 @@ def _before_town(text: str) -> list:
     out = []
     for m in _NUMBER_WORDS_TOWN.finditer(text):
         last = m.group(2).split()[-1]
-        after = re.match(r"[^\W\d_]+", text[m.end():]).group()
+        after = _WORD_AT_TOWN.match(text, m.end()).group()
         # before a country the number and words are a postcode and town: "1124 Cite Des
         # Andalous, Tunisia"
         if last.lower() not in english_words() and last not in first_names() \
@@ -332,6 +332,7 @@ _NUMBER_WORDS_TOWN = re.compile(
     r"(?:^|(?<=[,:;]\s)|(?<=\bat\s)|(?<=\bto\s)|(?<=\bin\s))(" + _HOUSE + r")[ \t]+"
     r"((?:[A-Z\u00C0-\u00DE][^\W\d_]+[ \t]+){0,2}[A-Z\u00C0-\u00DE][^\W\d_]{3,}),[ \t]+"
     r"(?=[A-Z\u00C0-\u00DE][^\W\d_]+\b)", re.M)
+_WORD_AT_TOWN = re.compile(r"[^\W\d_]+")
 
 
 def _after_cue(text: str) -> list:

@@ -170,9 +170,8 @@ def _list_mates(text: str, spans: list) -> list[Span]:
     people = {(s.start, s.end) for s in spans if s.category == "person"}
     out = []
     for m in _NAME_LIST.finditer(text):
-        items = [(w.start(), w.end()) for w in re.finditer(_LIST_ITEM, m.group())]
-        items = [(m.start() + a, m.start() + b) for a, b in items
-                 if m.group()[a:b] not in ("and", "or")]
+        items = [(m.start() + w.start(), m.start() + w.end())
+                 for w in re.finditer(_LIST_ITEM, m.group())]  # "and" is lower-case: not one
         found = sum(item in people for item in items)
         words = [text[a:b] for a, b in items]
         if not found or any(w in city_names() or w in countries_and_states() or org_word(w)
