@@ -203,6 +203,9 @@ def test_pii_one_street_gets_one_fake_street_with_or_without_its_town_line():
     fakes = {text[c["start"]:c["end"]]: c["replacement"] for c in out.changes}
     assert fakes["13 Castor Place\nSelwyn Heights 3015"].split("\n")[0] \
         == fakes["13 Castor Place."].rstrip(".")
+    # a street fixed by another segment's rewrite: its other forms keep that fake street
+    fixed = task.fallback("ex-2", text, seed=0, fixed={"13 Castor Place.": "0234 Susan Road."})
+    assert fixed.text.count("0234 Susan Road") == 2, fixed.text
     # the unit after a name is no surname: "Suite 308" stays beside the fake name
     assert "Majda Berločnik" in fakes and "Suite 308" in out.text
 

@@ -14,9 +14,9 @@ The rules a reader would check:
   - quasi-identifiers (dates, places, organisations, ages under a --pii_policy) come from
     quasi.QuasiFakes: one date offset and one age jitter per document;
   - everything else comes from `fake_value` (same kind and format; an address in the style of
-    its country, valid checksums); an address is drawn from its street line, so the street
-    taken with its town line in one place ("13 Castor Place\nSelwyn Heights 3015") and alone
-    in another gets one fake street.
+    its country, valid checksums); an address keeps the fake street its street already got,
+    so the street taken with its town line in one place ("13 Castor Place\nSelwyn Heights
+    3015") and alone in another, or fixed by another segment's rewrite, is one fake street.
 Seeded by (run seed, example id, value), so reruns give the same fakes.
 """
 
@@ -37,6 +37,11 @@ from gdr_beam.tasks.pii.quasi import POLICIES, QUASI_CATEGORIES, Policy, QuasiFa
 
 _INITIAL = re.compile(r"[A-Z]\.")
 _STREET_LINE = re.compile(r"[^\n,]*")
+
+
+def _street_line(address: str) -> str:
+    """An address's first line up to a comma, without a closing period: its street."""
+    return _STREET_LINE.match(address).group().rstrip(". ")
 _POSSESSIVE = re.compile(r"(.+?)(['\u2019]s?)")
 
 
@@ -68,7 +73,7 @@ class IdentityMap:
         self._tokens: dict = {}
         self._values: dict = {}
         self._used: set = set()
-        self._streets: dict = {}  # street line -> the fakes its addresses got
+        self._streets: dict = {}  # a real street line -> its fake street line
         self._fixed_people: dict = {}
         for s in spans:
             new = (fixed or {}).get(s.value)
@@ -77,6 +82,8 @@ class IdentityMap:
             self._used.add(new.lower())
             if s.category != "person":
                 self._values[(s.category, s.value)] = new
+                if s.category == "street_address":  # the street's other forms follow it
+                    self._streets.setdefault(_street_line(s.value), _street_line(new))
                 continue
             for old_word, new_word in name_word_pairs(s.value, new):
                 self._tokens.setdefault(old_word, new_word)
@@ -98,13 +105,11 @@ class IdentityMap:
     def _rng(self, key: str) -> random.Random:
         return seeded_rng(self._seed, self._id, key)
 
-    def _fresh(self, draw: Callable[[], str], tries: int = 12, same=frozenset()) -> str:
-        """draw() again while it repeats a real value or another entity's fake (a fake in
-        `same`, this entity's own, is no repeat)."""
+    def _fresh(self, draw: Callable[[], str], tries: int = 12) -> str:
+        """draw() again while it repeats a real value or another entity's fake."""
         value = draw()
         for _ in range(tries - 1):
-            if value.lower() in same or (value.lower() not in self._real
-                                         and value.lower() not in self._used):
+            if value.lower() not in self._real and value.lower() not in self._used:
                 break
             value = draw()
         self._used.add(value.lower())
@@ -169,17 +174,28 @@ class IdentityMap:
                 self._used.add(derived.lower())
                 self._values[key] = derived
             elif span.category == "street_address":
-                street = _STREET_LINE.match(span.value).group().rstrip(". ")
-                rng = self._rng("street\x00" + street)
-                fake = self._fresh(lambda: fake_value(span.category, span.value, rng),
-                                   same=self._streets.get(street, frozenset()))
-                self._streets.setdefault(street, set()).add(fake.lower())
-                self._values[key] = fake
+                self._values[key] = self._address(span.value)
             else:
                 rng = self._rng(span.value)
                 self._values[key] = self._fresh(
                     lambda: fake_value(span.category, span.value, rng))
         return self._values[key]
+
+    def _address(self, value: str) -> str:
+        """An address's fake, its street line the one its street already got (from another
+        form of the address, or fixed by another segment): "13 Castor Place" and "13 Castor
+        Place\nSelwyn Heights 3015" keep one fake street."""
+        street = _street_line(value)
+        rng = self._rng("street\x00" + street)
+        fake = self._fresh(lambda: fake_value("street_address", value, rng))
+        known = self._streets.get(street)
+        if known is None:
+            self._streets[street] = _street_line(fake)
+            return fake
+        head = _STREET_LINE.match(fake).group()
+        fake = known + ("." if head.endswith(".") else "") + fake[len(head):]
+        self._used.add(fake.lower())
+        return fake
 
     def _derived(self, span: Span):
         """An e-mail or handle built from a name of the document, rebuilt from its fake."""
