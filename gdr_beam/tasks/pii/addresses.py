@@ -101,8 +101,11 @@ def _suffix_words() -> dict:
 
 _HOUSE = r"\d{1,5}[A-Za-z]?(?:\s?[-/]\s?\d{1,4}[A-Za-z]?)?"
 # The unit word ends at a word boundary: "Fl" must not open "Floresside".
-_UNIT = (r"(?:,?\s+(?:(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|Room|Rm)\b|#)\.?\s*#?"
+UNIT_WORD = r"(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|Room|Rm)"
+_UNIT = (r"(?:,?\s+(?:" + UNIT_WORD + r"\b|#)\.?\s*#?"
          r"\w{1,6})")
+# A unit on a line of its own ("  Unit 82", "??? Suite 166"), without its line break.
+UNIT_LINE = r"[ \t>?*•-]*" + UNIT_WORD + r"\b\.?[ \t]*#?\w{1,6}[ \t.,]*"
 # "City, ST 12345" (US) or "City NW1 6XE" (UK postcode).
 _CITY_STATE_ZIP = (r"(?:,?\s*\n?\s*[A-Z][A-Za-z .'-]{1,40}?(?:,\s+[A-Z]{2}\s+\d{5}(?:-\d{4})?"
                    r"|,?\s+[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})\b)")
@@ -266,8 +269,7 @@ def _type_in_or_after_name(text: str) -> list:
 
 
 # A unit alone on the line below a street line: "77 Spittelwiese\n Unit 82\n Reykjavík".
-_UNIT_ONLY_LINE = re.compile(r"(?i)^[ \t>?*•-]*(?:apt|apartment|suite|ste|unit|flat|floor|fl|room|"
-                             r"rm)\b\.?[ \t]*#?\w{1,6}[ \t.,]*$")
+_UNIT_ONLY_LINE = re.compile(r"(?i)^" + UNIT_LINE + "$")
 
 
 def _block_lines(text: str) -> list:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from gdr_beam.tasks.base import Span
-from gdr_beam.tasks.pii.addresses import street_type_prefix, street_word
+from gdr_beam.tasks.pii.addresses import UNIT_LINE, street_type_prefix, street_word
 from gdr_beam.tasks.pii.gazetteers import city_names, countries_and_states, english_words, \
     first_names, last_names
 from gdr_beam.tasks.pii.names import NER, announced, english_word, gazetteer_persons, \
@@ -195,9 +195,7 @@ def _id_word(span: Span) -> bool:
 
 # What may stand between a street address and its town line: a unit number the address
 # left out ("90 Scarcroft Road\n Flat" + " 287\n"), a unit line ("77 Spittelwiese\n Unit 82\n").
-_ADDRESS_TAIL = re.compile(r"[ \t]*(?:#?\d[\w-]{0,5}[ \t]*)?\n(?:[ \t>?*•-]*(?:Apt|Apartment|Suite|"
-                           r"Ste|Unit|Flat|Floor|Fl|Room|Rm)\b\.?[ \t]*#?\w{1,6}[ \t.,]*\n)?"
-                           r"[ \t\n>?*•-]*")
+_ADDRESS_TAIL = re.compile(r"[ \t]*(?:#?\d[\w-]{0,5}[ \t]*)?\n(?:" + UNIT_LINE + r"\n)?[ \t\n>?*•-]*")
 # A postcode opening a town line: "16607 Pfaffenhofen", "61-668 Kołobrzeg", "1317 YB ...".
 _POSTCODE_OPENING = re.compile(r"[ \t>]*\d{3,5}(?:-\d{2,4})?[ \t]")
 _TOWN_AFTER_COMMA = re.compile(r",[ \t]*(?:(?:[A-Z]{1,2}-)?\d{3,5}(?:[- ]\d{2,4})?(?:[ \t][A-Z]{2})?"

@@ -254,13 +254,14 @@ def _capitalised_run(doc, token) -> list[str]:
     return words
 
 
-TITLE_BEFORE = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+$")
+_TITLE = r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?"
+TITLE_BEFORE = re.compile(_TITLE + r"\s+$")
 # Words that announce a person whatever the name looks like ("My name is Platt", "said Saber
 # to Kasey", "Mrs. Pottinger"): a word after them is a name even where it is also an English
 # word or a town. "said" announces a speaker only where the name ends the clause ("..., said
 # Favian." / "said Favian to Alexis"), not "he said Paris was lovely"; a possessive before
 # "address", "phone", ... is a person's.
-_CUE_BEFORE = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?|\b(?:[Mm]y|[Hh]is|[Hh]er|[Mm]aiden)"
+_CUE_BEFORE = re.compile(r"(?:" + _TITLE + r"|\b(?:[Mm]y|[Hh]is|[Hh]er|[Mm]aiden)"
                          r"(?: (?:maiden|last|first|full|middle))? (?:name|surname) is|"
                          r"\b[Cc]alls? me|\b[Ww]hat'?s your (?:(?:last|first|full) )?name\?|"
                          r"\bstarring|\b(?:directed|sung|written) by)[ \t]+$")
