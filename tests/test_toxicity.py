@@ -64,7 +64,7 @@ def test_fallback_rephrases_and_repairs_grammar():
         "Fuck, the build broke... so it goes. the end": "The build broke... so it goes. the end",
         # mild words go too once the text is toxic; phrase slurs; idioms; threats
         "those god damn chinks ruined it, wtf": "those people ruined it, what",
-        "Shut up bitch, Uncle Tom Hypocrite!": "Be quiet, Hypocrite!",
+        "Shut up bitch, Uncle Tom Hypocrite! The vote is on Monday.": "Be quiet! The vote is on Monday.",
         "karma's a bitch and so is he, I told you": "karma's harsh and so is he, I told you",
         "\"Let's kill cracker babies!\" WTF did I just hear": "\"I'm very angry with you!\" WHAT did I just hear",
         "Caleb's a dick and you stupid white bitch lied": "Caleb's unkind and you white person lied",
@@ -74,3 +74,29 @@ def test_fallback_rephrases_and_repairs_grammar():
         assert (out.verdict, out.text) == ("fallback", want), text
         assert not detect(out.text)
         assert task.review(text, out.text).accepted is not None  # the verifier agrees
+
+
+def test_put_downs_read_in_context():
+    """Rules found on the public tweet corpus's dev half: hatred aimed at a slur's target, "gay"
+    and "queer" as put-downs (not as identities), "is a pig", liars, throat-slitting; a garden
+    hoe and Dutch "hoe" (how) are no slur."""
+    task = get_task("toxicity")
+    cases = {
+        "I hate that faggot next door, he parks on my lawn":
+            "I dislike that person next door, he parks on my lawn",
+        "hate those lazy bitches at work": "dislike those people at work",
+        "lol you gay, pass the ball already": "lol you silly, pass the ball already",
+        "that game is for queers, I am done with it": "that game is for people, I am done with it",
+        "he said his uncle is a pig. wild story": "he said his uncle is unkind. wild story",
+        "you liar, you said the bus was at noon": "you said the bus was at noon",
+    }
+    for text, want in cases.items():
+        assert task.fallback("t", text, 0).text == want, text
+    assert [s.category for s in detect("I wanna slit his throat")] == ["threat"]
+    for text in ("I hate when people park on my lawn", "are you gay? my cousin is too",
+                 "we read queer theory in class today", "my fellow queer folk, happy pride",
+                 "Peppa is a pig farm owner", "Dad ran the rotary hoe over the corn",
+                 "willen meer mensen mij vertellen hoe ik moet denken",
+                 "Tilt my chin back, slit my throat, take a bath"):
+        assert detect(text) == [], text
+        assert task.fallback("c", text, 0).text == text

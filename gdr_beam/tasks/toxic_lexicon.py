@@ -56,7 +56,8 @@ TARGETED = {
     "trash", "garbage", "trashy", "ugly", "stupid", "dumb", "loser", "losers", "pathetic",
     "worthless", "useless", "scum", "clown", "clowns", "jerk", "jerks", "weirdo", "fat",
     "disgusting", "lame", "colored", "ho", "cripple", "cripples", "hick", "hicks", "ugliest",
-    "uglier", "dumbest", "stupidest", "weirdos", "coward", "cowards", "punk", "punks"}
+    "uglier", "dumbest", "stupidest", "weirdos", "coward", "cowards", "punk", "punks",
+    "liar", "liars", "hypocrite", "hypocrites"}
 # People words: a targeted word right before one is aimed at people ("colored folks").
 PERSON_WORDS = {"folk", "folks", "people", "person", "man", "men", "woman", "women", "girl",
                 "girls", "boy", "boys", "guy", "guys", "dude", "dudes", "kid", "kids", "chick",
@@ -71,7 +72,7 @@ COMPOUND_NOUNS = {"can", "cans", "bag", "bags", "bin", "bins", "truck", "trucks"
 VOCATIVE_INSULTS = {"loser", "losers", "weirdo", "weirdos", "clown", "clowns", "jerk", "jerks",
                     "negro", "coon", "cracker", "crackers", "redneck", "hillbilly", "hick",
                     "pig", "scum", "coward", "thug", "dick", "queer", "gook", "jap", "wop", "ho",
-                    "hoe"}
+                    "hoe", "liar", "hypocrite", "hypocrites"}
 # Racial slurs spelled as phrases; a capitalised word after "Negro" is a name ("Negro Leagues").
 PHRASE_SLUR = re.compile(r"(?i)\buncle\s+toms?\b(?!'s\s+cabin)|\bcotton[\s-]+pickers?\b|"
                          r"\b(?:white|trailer)[\s-]+trash\b|\bspear[\s-]+chuckers?\b|"
@@ -94,7 +95,7 @@ POINTERS = {"you", "u", "ya", "yu", "ur", "your", "youre", "you're", "yall", "y'
 # between the pointer and the word.
 THING_INSULTS = {"trash", "garbage", "lame", "ugly", "useless", "dumb", "stupid", "pathetic",
                  "worthless", "trashy", "disgusting", "fat"}
-_LINKS = {"is", "are", "r", "re", "'re", "so", "such", "a", "an", "straight", "just", "complete",
+LINKS = {"is", "are", "r", "re", "'re", "so", "such", "a", "an", "straight", "just", "complete",
           "total", "pure", "absolute", "really", "fucking", "fuckin", "being", "be", "was",
           "were", "look", "looks", "sound", "sounds", "too", "very", "hella", "mad"}
 _YOU = {"you", "u", "ya", "yu", "ur", "your", "youre", "you're", "yall", "y'all", "ya'll", "ure",
@@ -111,6 +112,7 @@ THREAT = re.compile(
     r"(?:kill|hurt|beat|murder|shoot|stab|rape|strangle|choke|destroy|end|find|break|slap|"
     r"punch|smack)\s+(?:you|u|ya|your\s+\w+|him|her|them|that\s+\w+)|"
     r"kill\s+(?:yo|ur|your)self|kys|go\s+die|die\s+slow(?:ly)?|"
+    r"(?:(?:i|we|ima|imma|i'?ma)\s+(?:\w+\s+){0,3}?)?(?:slit|cut)\s+(?:your|ur|yo|his|her|their|(?:this|that)\s+\w+)\s+throats?|"
     r"let'?s\s+(?:go\s+)?(?:kill|shoot|hang|lynch)\s+(?:all\s+)?(?:the\s+|those\s+|these\s+)?"
     r"(?:\w+\s+(?:babies|people|kids|children|folks|men|women)|\w+)|"
     r"(?:hope|wish)\s+(?:you|u|he|she|they|all\s+of\s+(?:you|u)|y'?all)\s+(?:\w+\s+){0,3}?"
@@ -125,6 +127,48 @@ HATE_AIMED = re.compile(
     r"(?:all\s+(?:of\s+)?)?(?:those|these|dem|all)\s+(?:\w+\s+)?(?:people|folks|niggas?|"
     r"bitch(?:es)?|hoes?|fags?|faggots?|boys|girls|guys|men|women|\w+s)|that\s+(?:person|"
     r"guy|girl|man|woman|bitch|hoe|nigga|dude|boy|kid))\b)")
+# Words between "hate" and the person it is aimed at ("hate that [slur]", "hate these black
+# [slurs]").
+HATE_OBJECT_LEADS = {"that", "this", "those", "these", "the", "a", "all", "dem", "them", "some",
+                     "ur", "your", "yo", "ya", "every", "dat", "dis"}
+
+
+def hates_person(toks: list, i: int, text: str) -> bool:
+    """Whether the "hate" at toks[i] is aimed at a person named by a slur or insult noun
+    ("I hate that [slur]", "hate them NY [slurs]", "hate self-righteous Black [slurs]");
+    "hate when [slurs] ..." is about a situation, "hate myself" no abuse."""
+    for k in range(i + 1, min(i + 5, len(toks))):
+        word = toks[k][2]
+        if person_noun(word) or PHRASE_SLUR.match(text, toks[k][0]):
+            return True  # "hate that [slur]", "hate trailer trash"
+        if not (word in HATE_OBJECT_LEADS | QUALIFIERS or word in TARGETED
+                or text[toks[k][0]].isupper() or "-" in word):
+            return False
+    return False
+
+
+# "queer" is a slur in this register unless it names an identity or a field ("queer theory",
+# "queer folk", "Queer Eye", "anarcho-queer").
+QUEER_IDENTITY = {"theory", "folk", "folks", "community", "communities", "people", "studies",
+                  "youth", "rights", "art", "artists", "pride", "cinema", "film", "films", "lit",
+                  "literature", "identity", "identities", "women", "men", "person", "couple",
+                  "couples", "kids", "teens", "history", "culture", "liberation", "nation",
+                  "eye"}
+# "gay" said as a put-down ("you gay", "that was so gay", "that man gay"); "are you gay?" and
+# "I'm so gay" are no insult.
+GAY_PUT_DOWN_BEFORE = {"you", "u", "ur", "youre", "you're", "ure", "so", "bitch", "nigga",
+                       "niggah", "man"}
+
+
+def gay_put_down(toks: list, i: int) -> bool:
+    prev = toks[i - 1][2] if i else ""
+    prev2 = toks[i - 2][2] if i > 1 else ""
+    if prev not in GAY_PUT_DOWN_BEFORE or prev2 in {"are", "r", "i'm", "im", "am", "i", "not",
+                                                        "aint", "ain't", "being", "be"}:
+        return False
+    return prev != "man" or prev2 in {"that", "dat", "this", "dis"}
+
+
 # Crude orders: the whole phrase goes ("suck my dick" -> "get lost").
 CRUDE = re.compile(r"(?i)\bsuck\s+(?:my|mah|ma|his|your|ur|yo|a)\s+(?:dick|cock|balls|nuts|d)\b|"
                    r"\bshut\s+(?:the|da)\s+f\S*\s+up\b")
@@ -258,13 +302,17 @@ def aimed(toks: list, i: int, text: str = "") -> bool:
         return True  # "this queer", "no queers"; "queer folks" stays
     if toks[i][2] in NEXT_ONLY:
         return False  # "colored duct tape": only "colored folks" and the like
+    if len(before) >= 2 and before[-2] in {"is", "are", "was", "were"} and before[-1] in {
+            "a", "an"} and toks[i][2] not in THING_INSULTS and text and re.match(
+                r"\s*(?:[!?.,;:]|&#|$|and\b)", text[toks[i][1]:]):
+        return True  # "a relative is a pig.", "Obama is a monkey!"; not "is a pig farm"
     for j, word in enumerate(before):
         # "you"/"ur" reach three words ("you stupid little clown"); "they"/"he" one or two
         # ("they were my guinea pigs" is not aimed at them)
         reach = 3 if word in _YOU else 2
         if len(before) - j > reach:
             continue
-        if toks[i][2] in THING_INSULTS and not set(before[j + 1:]) <= _LINKS:
+        if toks[i][2] in THING_INSULTS and not set(before[j + 1:]) <= LINKS:
             continue  # "you're trash", "ur so trash"; not "you leave magic trash in my jacket"
         if word in POINTERS and (word not in _POINTER_NEEDS_NEXT or j == len(before) - 1):
             # "the game is trash" is about a thing: "is"/"are" count only right before

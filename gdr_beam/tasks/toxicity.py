@@ -65,6 +65,13 @@ def detect(text: str) -> list[Span]:
                                        or toks[i - 1][2] in {"suck", "sucks", "sucking"}):
             spans.append(Span(start, end, "profanity", text[start:end]))  # "on my dick"
             continue
+        if norm in {"hate", "hates", "hated", "hating"} and lex.hates_person(toks, i, text):
+            spans.append(Span(start, end, "hate", text[start:end]))  # "I hate that [slur]"
+            continue
+        if norm in {"queer", "queers"}:
+            if not (i + 1 < len(toks) and toks[i + 1][2] in lex.QUEER_IDENTITY):
+                spans.append(Span(start, end, "slur", text[start:end]))
+            continue  # "queer folk" names an identity
         if "-" in norm and not lex.strong(norm):
             head, last = norm.split("-", 1)[0], norm.rsplit("-", 1)[1]
             if len(last) >= 4 and last != head:
@@ -73,8 +80,11 @@ def detect(text: str) -> list[Span]:
         if kind == "person" and norm.startswith("puss") and i + 1 < len(toks) and \
                 toks[i + 1][2] in {"cat", "cats", "willow", "willows"}:
             continue  # "pussy cat lounge"
-        if kind and norm in {"hoe", "ho", "hos"} and i and toks[i - 1][2] in {"i", "we"}:
-            continue  # "I hoe to meet you" (hope), not the slur
+        if kind and norm in {"hoe", "ho", "hos"} and (
+                (i and toks[i - 1][2] in {"i", "we"} | _HOE_TOOL)
+                or (i + 1 < len(toks) and toks[i + 1][2] in {"handle", "handles", "blade"})
+                or _dutch(toks)):
+            continue  # "I hoe to meet you" (hope), "a rotary hoe", Dutch "hoe" (how)
         if kind:
             category = ("insult" if lex.INSULT_NOUN.fullmatch(norm) else "slur") \
                 if kind == "person" else "profanity"
@@ -90,8 +100,10 @@ def detect(text: str) -> list[Span]:
             category = "insult"
         elif norm in _ADJ_BEFORE_SLUR and i + 1 < len(toks) and lex.person_noun(toks[i + 1][2]):
             category = "insult"  # "you dirty slut": the adjective is part of the insult
-        elif norm == "gay" and i + 1 < len(toks) and toks[i + 1][2] == "ass":
-            category = "insult"  # "gay ass ..." as a put-down
+        elif norm == "gay" and (i + 1 < len(toks) and (
+                toks[i + 1][2] == "ass" or lex.person_noun(toks[i + 1][2]))
+                or lex.gay_put_down(toks, i)):
+            category = "insult"  # "gay ass ...", "gay [slur]", "you gay" as put-downs
         else:
             continue
         if text[start - 1:start] == "#":
@@ -103,6 +115,17 @@ def detect(text: str) -> list[Span]:
     return sorted(spans, key=lambda s: s.start)
 
 
+_HOE_TOOL = {"rotary", "garden", "dutch", "hand", "stirrup", "scuffle", "draw", "push"}
+# Dutch function words: a text with three of them is Dutch, where "hoe" means "how".
+_DUTCH = {"de", "het", "een", "niet", "ik", "je", "wel", "van", "mij", "moet", "meer",
+          "mensen", "zijn", "wat", "maar", "ook", "met", "voor", "naar", "nog", "geen", "gaan",
+          "weet", "heb", "hebben", "jij", "zo", "dan", "als", "er", "om", "nu", "kan"}
+
+
+def _dutch(toks: list) -> bool:
+    return len({t[2] for t in toks} & _DUTCH) >= 3
+
+
 _ADJ_BEFORE_SLUR = {"dirty", "filthy", "nasty", "stinky", "thirsty", "crazy", "lil", "little", "ghetto",
                     "lazy", "sick", "creepy", "punk", "dumb", "stupid", "ugly", "fat", "cheap",
                     "broke", "bald", "skinny"}
@@ -112,7 +135,7 @@ _ADJ_BEFORE_SLUR = {"dirty", "filthy", "nasty", "stinky", "thirsty", "crazy", "l
 _DETERMINERS = {"a", "an", "the", "this", "that", "these", "those", "some", "any", "no",
                 "every", "another", "such", "ur", "your", "his", "her", "their", "our", "its",
                 "dis", "dat", "ya", "yo", "my", "mah", "ma", "them"}
-_BE = {"is", "are", "am", "was", "were", "be", "being", "been", "'s", "'re", "'m", "r", "ur",
+_BE = {"is", "are", "am", "was", "were", "be", "being", "been", "'s", "'re", "'m", "r", "ur", "we're",
        "youre", "you're", "hes", "he's", "shes", "she's", "im", "i'm", "theyre", "they're",
        "ure", "u're", "it's", "that's", "who's"}
 _PRONOUN_OBJECTS = {"you", "u", "ya", "him", "her", "them", "this", "that", "it", "me",
@@ -216,7 +239,8 @@ def _substitute(toks: list, i: int, span: Span, prev: str, nxt: str, prev2: str,
         return "", 0  # vulgar anatomy, no person
     if norm.startswith(("bitchin", "bitching")):
         return "complaining", 0
-    if norm in {"bitch", "bitches"} and (nxt in {"about", "too", "at", "so", "when", "all"} or prev in {
+    if norm in {"bitch", "bitches"} and prev not in _DETERMINERS and (nxt in {
+            "about", "too", "at", "so", "when", "all"} or prev in {
             "to", "gonna", "wanna", "will", "'ll", "dont", "don't", "stop", "always", "i", "we",
             "they"}):
         return ("complains" if norm == "bitches" else "complain"), 0  # the verb
@@ -230,6 +254,10 @@ def _substitute(toks: list, i: int, span: Span, prev: str, nxt: str, prev2: str,
         return "angry", 0
     if norm == "butthurt":
         return "upset", 0
+    if norm == "gay":  # a put-down (detect): "you gay" -> "you silly"
+        return ("" if nxt in {"ass", "asses"} or lex.person_noun(nxt) else "silly"), 0
+    if norm == "queer" and (prev in _BE | lex.LINKS or nxt in {"and", "or"}):
+        return "odd", 0  # the adjective: "looks so queer and ugly"
     if norm in _ADJ_BEFORE_SLUR and norm not in _INSULT_ADJ:
         return "", 0  # its noun's substitute carries the phrase
     if norm in _INSULT_ADJ:
