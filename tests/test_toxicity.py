@@ -16,6 +16,8 @@ CLEAN = [
     "Damn, what the hell, shut up! The Lakers are a purple and yellow garbage can.",
     "You're not stupid, and if they trash the place we pay. 15 slopes, 4 honky tonks.",
     "Dick Whitman and the Negro Leagues, Uncle Tom's Cabin.",
+    # a player or a band rated, not someone abused
+    "Pierce would've drained those shots. He's so trash now smh, they all trash this year",
 ]
 
 

@@ -314,6 +314,9 @@ def aimed(toks: list, i: int, text: str = "") -> bool:
             continue
         if toks[i][2] in THING_INSULTS and not set(before[j + 1:]) <= LINKS:
             continue  # "you're trash", "ur so trash"; not "you leave magic trash in my jacket"
+        if toks[i][2] in {"trash", "garbage"} and word not in _YOU:
+            continue  # "he's trash", "they trash" rate a player or a band: only said to
+            # someone ("you're trash") is it abuse
         if word in POINTERS and (word not in _POINTER_NEEDS_NEXT or j == len(before) - 1):
             # "the game is trash" is about a thing: "is"/"are" count only right before
             # the word and only for a person's insult or slur, not "trash"/"garbage"
