@@ -95,10 +95,12 @@ def test_put_downs_read_in_context():
     for text, want in cases.items():
         assert task.fallback("t", text, 0).text == want, text
     assert [s.category for s in detect("I wanna slit his throat")] == ["threat"]
+    assert [s.category for s in detect("lol. go get left in a hot car and die")] == ["threat"]
     for text in ("I hate when people park on my lawn", "are you gay? my cousin is too",
                  "we read queer theory in class today", "my fellow queer folk, happy pride",
                  "Peppa is a pig farm owner", "Dad ran the rotary hoe over the corn",
                  "willen meer mensen mij vertellen hoe ik moet denken",
-                 "Tilt my chin back, slit my throat, take a bath"):
+                 "Tilt my chin back, slit my throat, take a bath",
+                 "I will go to the shop and die of boredom lol"):
         assert detect(text) == [], text
         assert task.fallback("c", text, 0).text == text
