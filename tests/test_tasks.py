@@ -236,6 +236,19 @@ def test_pii_announced_names_are_names_even_when_also_words_or_towns():
     assert persons("The film was directed by Topi Sainio and Ann Lee.")[0] == "Topi Sainio"
     assert persons("Hello Sainio! Dear Sainio, the Polish Sainio team.") == ["Sainio"] * 3
     assert persons("Horizonte Minerals Plc is run by Hertzog.") == ["Hertzog"]
+    # ...past name particles and initials, but not inside a longer capitalised run
+    assert persons("Maybe it's under Frits van den Heuvel") == ["Frits van den Heuvel"]
+    assert persons("the verses from Nermina F. Portič's Cautionary Tales") == ["Nermina F. Portič"]
+    # "named him", "a man named"; a first name that is also a word, before a person's verb
+    assert persons("She named him Yulan") == ["Yulan"]
+    assert persons("I know a man named Saber who sings") == ["Saber"]
+    assert persons("Phoebe lives on Vambola street.") == ["Phoebe"]
+    assert persons("Hope lives on in us") == []
+    # the speakers of a dialogue one of whom is a person ("Quarto" is also a word and a town)
+    assert persons("Quarto: What a wife.\nMaret: Remember me, Sanela?\nIolanda: You saved my "
+                   "life!") == ["Quarto", "Maret", "Sanela", "Iolanda"]
+    # a form's labels in any language are no speakers, no names
+    assert persons("Fødselsnummer: 151086 95088\nKundenummer: 20931") == []
 
 
 def test_pii_fallback_keeps_one_fake_per_person_and_valid_formats():

@@ -8,8 +8,8 @@ from gdr_beam.tasks.base import Span
 from gdr_beam.tasks.pii.addresses import UNIT_LINE, street_type_prefix, street_word
 from gdr_beam.tasks.pii.gazetteers import city_names, countries_and_states, english_words, \
     first_names, last_names
-from gdr_beam.tasks.pii.names import NER, announced, english_word, gazetteer_persons, \
-    merge_persons, org_word, outside, with_given_name_before
+from gdr_beam.tasks.pii.names import FIELD_LABELS, NER, announced, english_word, \
+    gazetteer_persons, merge_persons, org_word, outside, with_given_name_before
 from gdr_beam.tasks.pii.national_ids import ID_WORDS
 from gdr_beam.tasks.pii.recurrences import recurrences
 from gdr_beam.tasks.pii.structured import DETECTORS
@@ -41,7 +41,7 @@ def detect(text: str, names: bool = True) -> list[Span]:
                 span = _with_first_name_before(text, span)
                 whole = with_given_name_before(text, span)
                 add(span if any(whole.overlaps(s.start, s.end) for s in spans) else whole)
-        for span in _list_mates(text, spans):
+        for span in _mates(text, spans):
             add(span)
         spans += recurrences(text, spans, categories=("person",))
     return sorted(spans, key=lambda s: s.start)
@@ -162,23 +162,40 @@ _NAME_LIST = re.compile(rf"(?<![\w'\u2019-]){_LIST_ITEM}(?:,[ \t]+{_LIST_ITEM})+
                         rf"(?:and|or|&)[ \t]+{_LIST_ITEM}(?![\w'\u2019-])")
 
 
-def _list_mates(text: str, spans: list) -> list[Span]:
-    """The other members of a list one of whose members is a person found alone ("our 3
-    founders: Tomaszewski, Fiorentini and Weress"). Not a list that names a place ("Paris,
-    London and Berlin") or holds what is not a word; an English word ("Novel") only where
-    at least half the list are people already."""
+# A line of dialogue opens with its speaker and what they say ("Rami: What a wife."), not a
+# value ("Kundenummer: 20931")
+_SPEAKER = re.compile(rf"^[ \t]*({_LIST_ITEM}):[ \t]+(?=[^\W\d_]|[\"'\u201c])", re.M)
+
+
+def _mates(text: str, spans: list) -> list[Span]:
+    """The other members of a group one of whose members is a person found alone: a list ("our
+    3 founders: Tomaszewski, Fiorentini and Weress"; not one that names a place, "Paris, London
+    and Berlin") or the speakers of a dialogue ("Rami: What a wife.\nSieda: Remember me?";
+    not a form's field labels, "Name:", "Email:"). Words only (what holds a digit or a dot is
+    no member); an English word ("Novel", "Quarto") only where at least half the group are
+    people already."""
     people = {(s.start, s.end) for s in spans if s.category == "person"}
-    out = []
+    groups = []
     for m in _NAME_LIST.finditer(text):
         items = [(m.start() + w.start(), m.start() + w.end())
                  for w in re.finditer(_LIST_ITEM, m.group())]  # "and" is lower-case: not one
-        found = sum(item in people for item in items)
         words = [text[a:b] for a, b in items]
-        if not found or any(w in city_names() or w in countries_and_states() or org_word(w)
-                            for w in words):
+        if not any(w in city_names() or w in countries_and_states() or org_word(w)
+                   for w in words):
+            groups.append(items)
+    speakers = [m.span(1) for m in _SPEAKER.finditer(text)
+                if m.group(1).lower() not in FIELD_LABELS]
+    if len(speakers) >= 2 and not any(text[a:b] in countries_and_states() or org_word(text[a:b])
+                                      for a, b in speakers):
+        groups.append(speakers)
+    out = []
+    for items in groups:
+        found = sum(item in people for item in items)
+        if not found:
             continue
-        for (a, b), word in zip(items, words):
-            if (a, b) in people or any(s.overlaps(a, b) for s in spans):
+        for a, b in items:
+            word = text[a:b]
+            if (a, b) in people or any(s.overlaps(a, b) for s in spans + out):
                 continue
             common = english_word(word) and word not in first_names() \
                 and word not in last_names()

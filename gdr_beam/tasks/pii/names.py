@@ -85,7 +85,7 @@ _TITLED = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Dear)\.?\s+((?:(?:[A-Z]\.|" +
 _PARTICLES = {"de", "di", "da", "del", "della", "dos", "das", "van", "von", "der", "den", "le",
               "la", "du", "y", "zu", "ten", "ter"}
 # Labels of form fields ("Email: ...", "Room: 3C"), never a name on their own.
-_FIELD_LABELS = {"info", "personal", "personal info", "website", "web", "url", "homepage", "blog", "username", "user", "login",
+FIELD_LABELS = {"info", "personal", "personal info", "website", "web", "url", "homepage", "blog", "username", "user", "login",
                  "desk", "office", "home", "work", "billing", "shipping", "where", "when",
                  "name", "email", "e-mail", "mail", "phone", "tel", "mobile", "cell", "fax",
                  "address", "notes", "note", "room", "subject", "from", "to", "cc", "date",
@@ -161,7 +161,17 @@ def _reads_as_name(token) -> bool:
     line_start = i == 0 or "\n" in doc[i - 1].text_with_ws
     if line_start and i + 1 < len(doc) and doc[i + 1].text == ":":
         return True
+    if i + 1 < len(doc) and doc[i + 1].lower_ in _PERSON_VERBS \
+            and token.lower_ not in _VERBS_FIRST:
+        return True  # "Phoebe lives on Vambola street" (spaCy tags "Phoebe" a noun there)
     return token.pos_ == "PROPN" and not (token.is_sent_start and token.lower_ in _VERBS_FIRST)
+
+
+# Verbs whose subject is a person: a first name that is also a word, right before one, is
+# the name ("Phoebe lives ...", "Grace said ...").
+_PERSON_VERBS = frozenset("lives lived works worked said says told tells asked asks wrote writes "
+                          "moved married studies studied texted emailed replied answered "
+                          "explained complained".split())
 
 
 # English words that open a sentence as verbs or auxiliaries more often than as names.
@@ -257,14 +267,17 @@ def _capitalised_run(doc, token) -> list[str]:
 _TITLE = r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?"
 TITLE_BEFORE = re.compile(_TITLE + r"\s+$")
 # Words that announce a person whatever the name looks like ("My name is Platt", "said Saber
-# to Kasey", "Mrs. Pottinger"): a word after them is a name even where it is also an English
+# to Kasey", "Mrs. Pottinger", "She named him Yulan", "a man named Saber"): a word after them is a name even where it is also an English
 # word or a town. "said" announces a speaker only where the name ends the clause ("..., said
 # Favian." / "said Favian to Alexis"), not "he said Paris was lovely"; a possessive before
 # "address", "phone", ... is a person's.
 _CUE_BEFORE = re.compile(r"(?:" + _TITLE + r"|\b(?:[Mm]y|[Hh]is|[Hh]er|[Mm]aiden)"
                          r"(?: (?:maiden|last|first|full|middle))? (?:name|surname) is|"
                          r"\b[Cc]alls? me|\b[Ww]hat'?s your (?:(?:last|first|full) )?name\?|"
-                         r"\bstarring|\b(?:directed|sung|written) by)[ \t]+$")
+                         r"\bstarring|\b(?:directed|sung|written) by|"
+                         r"\b(?:named|called) (?:him|her|them|me)|\b(?:man|woman|boy|girl|guy|"
+                         r"lady|person|friend|son|daughter|baby|child|kid|someone|somebody|"
+                         r"fellow|gentleman|customer|patient|student) (?:named|called))[ \t]+$")
 # Words after a name that make it a person's: "here's Motochika's address".
 _OWNER_AFTER = re.compile(r"(?:['’]s)?[ \t]+(?:address|phone|e-?mail|mobile|birthday|"
                           r"date of birth|account|passport|card)\b")
@@ -353,19 +366,31 @@ _GREETINGS = frozenset("Dear Hello Hi Hey Welcome Goodbye Bye Congratulations So
                        "Cheers Greetings Attn Attention Cc To From".split())
 
 
+_PARTICLE_OR_INITIAL_BEFORE = re.compile(
+    r"(?<![\w.])(?:" + "|".join(sorted(_PARTICLES)) + r"|[A-Z]\.)[ \t]+$")
+
+
 def with_given_name_before(text: str, span: Span) -> Span:
     """A surname found alone with the given name before it that no list knows ("directed by
     Topi Sainio", "a huge Rive Lépicier fan", "Maha Cazares" atop a letter): the word right
     before it, on its line, that spaCy tags a proper noun, is capitalised, and is no greeting,
     title, demonym, place, organisation or street word."""
-    if " " in span.value or span.start < 2 or text[span.start - 1] not in " \t" \
-            or text[span.start - 2] in " \t":
+    if " " in span.value:
         return span
-    token = next((t for t in NER.doc(text) if t.idx + len(t.text) == span.start - 1), None)
+    start = span.start  # past particles and initials: "Frits van den Heuvel", "Nermina F. Portič"
+    while m := _PARTICLE_OR_INITIAL_BEFORE.search(text, max(0, start - 12), start):
+        start = m.start()
+    if start < 2 or text[start - 1] not in " \t" or text[start - 2] in " \t":
+        return span
+    initial = re.search(r"[A-Z]\.", text[start:span.start])  # no place stands before one
+    if start < span.start and re.search(r"[A-Z][^\W\d_]*[ \t]+[^\W\d_]+[ \t]+$",
+                                        text[max(0, start - 40):start]):
+        return span  # inside a longer capitalised run: "Santa Cristina de la Polvorosa"
+    token = next((t for t in NER.doc(text) if t.idx + len(t.text) == start - 1), None)
     if token is None or token.pos_ != "PROPN" or not _capitalised(token.text) \
             or not token.text.isalpha() or token.text in NOT_SURNAME or token.text in _GREETINGS \
             or _stop_word(token.text) or org_word(token.text) or _demonym(token) \
-            or token.lower_.endswith(_DEMONYM_ENDINGS) or _is_place(token) \
+            or token.lower_.endswith(_DEMONYM_ENDINGS) or (_is_place(token) and not initial) \
             or token.text in city_names() or street_word(token.text, name_candidate=True) \
             or TITLE_BEFORE.search(text, max(0, token.idx - 8), token.idx):
         return span
@@ -386,6 +411,7 @@ def merge_persons(text: str, spans: list[Span]) -> list[Span]:
     return [t for t in (_trim_person(text, s) for s in merged) if t is not None]
 
 
+_FIELD_VALUE_AFTER = re.compile(r":[ \t]*[\d+#(]")
 _NAME_EDGE = re.compile(r"^[\W_]+|[\W_]+$")
 _POSSESSIVE = re.compile(r"['’]s?$")
 _POSSESSIVE_INSIDE = re.compile(r"['’]s(?=[ \t])|(?<=s)['’](?=[ \t])")
@@ -431,8 +457,11 @@ def _trim_person(text: str, span: Span) -> Optional[Span]:
             break
         end = m.start()
     value = text[start:end]
-    if start >= end or any(c.isdigit() for c in value) or value.lower() in _FIELD_LABELS:
+    if start >= end or any(c.isdigit() for c in value) or value.lower() in FIELD_LABELS:
         return None
+    if " " not in value and _FIELD_VALUE_AFTER.match(text, end) \
+            and not text[text.rfind("\n", 0, start) + 1:start].strip():
+        return None  # a form's label in any language: "Kundenummer: 20931", "Steuerklasse: 3"
     return span if (start, end) == (span.start, span.end) else \
         Span(start, end, "person", value)
 
