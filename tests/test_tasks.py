@@ -89,6 +89,13 @@ def test_pii_address_with_an_unknown_street_suffix_needs_a_unit_or_city_tail():
     # Without such a tail a number and capitalised words are not an address.
     assert not [s for s in detect_pii("Invoice 8841 Paid in full. Room 12 Blue is free.")
                 if s.category == "street_address"]
+    # Australian and British types USPS lacks, street names in Greek letters; a postcode and
+    # a country whose name ends like a Norwegian street type ("Austra-lia") are no street
+    for text, address in [("Meet me at 43 Farrar Parade, KOOJAN, WA 6510, Australia",
+                           "43 Farrar Parade"),
+                          ("The bus drops you off at 26 Βρασίδα St.", "26 Βρασίδα St.")]:
+        assert [(s.category, s.value) for s in detect_pii(text)] == [
+            ("street_address", address)], text
 
 
 def test_pii_names_hold_no_digits_or_field_labels_and_the_fallback_keeps_the_period():

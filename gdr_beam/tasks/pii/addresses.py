@@ -65,8 +65,12 @@ def _street_suffixes() -> str:
     # USPS street suffixes as Faker lists them (Avenue, Street, Lane, ...), plus the usual
     # abbreviations: a closed vocabulary, which is what makes an address regex workable.
     from faker.providers.address.en_US import Provider  # pylint: disable=import-outside-toplevel
+    # Australian, British and New Zealand types USPS lacks ("43 Farrar Parade"); not "Rise" or
+    # "Chase", which end headlines ("Top 10 Stocks Rise").
     words_ = set(Provider.street_suffixes) | {"St", "Ave", "Rd", "Blvd", "Ln", "Dr", "Ct", "Pl",
-                                             "Sq", "Pkwy", "Hwy", "Ter", "Cir", "Str"}
+                                             "Sq", "Pkwy", "Hwy", "Ter", "Cir", "Str", "Parade",
+                                             "Esplanade", "Promenade", "Circuit", "Quay", "Wynd",
+                                             "Close", "Arcade", "Concourse", "Boardwalk"}
     return "|".join(sorted((re.escape(w) for w in words_), key=len, reverse=True))
 
 
@@ -113,9 +117,10 @@ _US_HOUSE = r"\b\d{1,6}[A-Za-z]?"  # "221B Baker Street"
 # A house number and capitalised words, then a known street suffix (unit and city optional),
 # or any last word when a unit or a city-and-code tail follows ("12 Gomez Wild, Lake Ryan,
 # MS 67983", "9 John Towers Suite 428"): such a tail makes it an address whatever the suffix.
-# A street name's word is capitalised (any Latin letters: "27 Löberöd St.") or a numbered
-# street's ordinal ("1783 49th Avenue").
-_US_STREET_WORD = r"(?:[A-Z\u00C0-\u00D6\u00D8-\u00DE](?:[^\W\d_]|['-])*|\d{1,3}(?:st|nd|rd|th)\b)"
+# A street name's word is capitalised (Latin, Greek or Cyrillic letters: "27 Löberöd St.",
+# "26 Βρασίδα St.") or a numbered street's ordinal ("1783 49th Avenue").
+_US_STREET_WORD = (r"(?:[A-Z\u00C0-\u00D6\u00D8-\u00DE\u0391-\u03A9\u0410-\u042F](?:[^\W\d_]|['-])*"
+                   r"|\d{1,3}(?:st|nd|rd|th)\b)")
 US_ADDRESS = re.compile(
     _US_HOUSE + r"(?:\s+" + _US_STREET_WORD + r"){1,4}\s+(?:" + _street_suffixes() + r")\b\.?"
     + _UNIT + "?" + _CITY_STATE_ZIP + "?"
@@ -243,6 +248,7 @@ def _type_before_name(text: str) -> list:
 def _type_in_or_after_name(text: str) -> list:
     """"Favoritenstrasse 36", "88 Mellemvej" (type word written into the name) and
     "Nánási út 79" (standing after it), with a house number on one side."""
+    from gdr_beam.tasks.pii.gazetteers import countries_and_states  # pylint: disable=import-outside-toplevel
     out = []
     for m in _suffixed().finditer(text):
         if not (m.group(1) or m.group(3)):
@@ -253,8 +259,9 @@ def _type_in_or_after_name(text: str) -> list:
                        if last.lower().endswith(e)), "")
         standalone = len(name.split()) > 1 and last.lower() == ending
         compound = len(last) >= len(ending) + 3 and _cap(last)
-        if not (compound or (standalone and _cap(name.split()[-2]))):
-            continue
+        if not (compound or (standalone and _cap(name.split()[-2]))) \
+                or last.rstrip(".,") in countries_and_states():
+            continue  # "6510, Australia" ends in Norwegian "-lia" but is a postcode and country
         start = m.start()
         if not m.group(1):  # drop leading words that are not part of the name ("lives at")
             words = list(re.finditer(r"\S+", name))
