@@ -251,6 +251,16 @@ def test_pii_announced_names_are_names_even_when_also_words_or_towns():
     assert persons("I know a man named Saber who sings") == ["Saber"]
     assert persons("Phoebe lives on Vambola street.") == ["Phoebe"]
     assert persons("Hope lives on in us") == []
+    # words after a name that only a person does, whatever the name looks like
+    assert persons("Leigha lives on Kirchstrasse street.") == ["Leigha"]
+    assert persons("Lily lives on Clasper Way street.") == ["Lily"]
+    assert persons("Frits had given Vanda his address") == ["Frits", "Vanda"]
+    assert persons("It had given Sandra a fright") == ["Sandra"]
+    # an unknown name addressed at the start of a sentence (spaCy tags "Maile" an adverb)
+    assert persons("Maile, can I please speak to your boss?") == ["Maile"]
+    # list members in any Latin letters
+    assert persons("our 3 founders: Hertzog, Štavbar and Laine.") == [
+        "Hertzog", "Štavbar", "Laine"]
     # the speakers of a dialogue one of whom is a person ("Quarto" is also a word and a town)
     assert persons("Quarto: What a wife.\nMaret: Remember me, Sanela?\nIolanda: You saved my "
                    "life!") == ["Quarto", "Maret", "Sanela", "Iolanda"]

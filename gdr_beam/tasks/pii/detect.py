@@ -156,7 +156,9 @@ def _with_first_name_before(text: str, span: Span) -> Span:
     return span
 
 
-_LIST_ITEM = r"[A-Z][^\W\d_]+(?:['\u2019-][^\W\d_]+)*"
+# A capitalised word in any Latin, Greek or Cyrillic letters ("Štavbar").
+_LIST_ITEM = (r"[A-Z\u00C0-\u00D6\u00D8-\u00DE\u0100-\u017F\u0391-\u03A9\u0410-\u042F]"
+              r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*")
 # Three or more capitalised words in a list: "Tomaszewski, Fiorentini and Weress".
 _NAME_LIST = re.compile(rf"(?<![\w'\u2019-]){_LIST_ITEM}(?:,[ \t]+{_LIST_ITEM})+,?[ \t]+"
                         rf"(?:and|or|&)[ \t]+{_LIST_ITEM}(?![\w'\u2019-])")

@@ -153,6 +153,9 @@ def _reads_as_name(token) -> bool:
     if before in ("the", "a", "an", "this", "that", "my", "your", "our") \
             or token.lower_ in _MONTHS_DAYS:
         return False
+    if i + 1 < len(doc) and doc[i + 1].lower_ in _PERSON_VERBS \
+            and token.lower_ not in _VERBS_FIRST:
+        return True  # "Phoebe lives on ..." (spaCy reads "Lily lives" as an adjective and a noun)
     if token.dep_ in ("compound", "amod") and token.head.i > i and token.head.text.islower():
         return False  # a modifier of a common noun: "Amber alerts", "Grace period"
     if i > 0 and _capitalised(doc[i - 1].text) and english_word(doc[i - 1].text) \
@@ -161,9 +164,6 @@ def _reads_as_name(token) -> bool:
     line_start = i == 0 or "\n" in doc[i - 1].text_with_ws
     if line_start and i + 1 < len(doc) and doc[i + 1].text == ":":
         return True
-    if i + 1 < len(doc) and doc[i + 1].lower_ in _PERSON_VERBS \
-            and token.lower_ not in _VERBS_FIRST:
-        return True  # "Phoebe lives on Vambola street" (spaCy tags "Phoebe" a noun there)
     return token.pos_ == "PROPN" and not (token.is_sent_start and token.lower_ in _VERBS_FIRST)
 
 
@@ -227,7 +227,8 @@ def _unknown_names(doc) -> list[Span]:
     for t in doc:
         word = t.text
         if len(word) < 3 or not _capitalised(word) or not word.isalpha() or english_word(word) \
-                or word in first_names() or t.pos_ not in ("PROPN", "NOUN") or _is_place(t) \
+                or word in first_names() or (t.pos_ not in ("PROPN", "NOUN") and not _vocative(t)) \
+                or _is_place(t) \
                 or word in city_names() or street_word(word, name_candidate=True) \
                 or (t.i > 0 and doc[t.i - 1].lower_ in ("the", "a", "an")):  # "the Louvre"
             continue
@@ -285,8 +286,19 @@ _SPEAKER_BEFORE = re.compile(r"\bsaid(?: [A-Z][^\W\d_]+ to)?[ \t]+$")
 _SPEAKER_AFTER = re.compile(r"[ \t]*(?:to\b|[.,!?;:\n]|$)")
 
 
+# Words after a name that only a person does: "Leigha lives on Kirchstrasse street", "Rami had
+# given Sandra his address" (not "Hope lives on in us": a street or town must follow "on").
+_CUE_AFTER = re.compile(r"[ \t]+(?:lives|lived)[ \t]+(?:in|at|on[ \t]+[A-Z])|[ \t]+had[ \t]+"
+                        r"(?:given|told|sent|asked|shown|written)[ \t]+[A-Z]")
+# Sentence openers that are no name, whatever follows them.
+_OPENERS = frozenset("This That It He She They We I You Who What Which There Here Everyone "
+                     "Someone Somebody Nobody One Each All Nothing Everything".split())
+
+
 def announced(text: str, span: Span) -> bool:
-    """Whether words before the span announce a person (see above)."""
+    """Whether words before (or after) the span announce a person (see above)."""
+    if _CUE_AFTER.match(text, span.end) and span.value not in _OPENERS:
+        return True
     return bool(_CUE_BEFORE.search(text, max(0, span.start - 40), span.start)) or (
         bool(_SPEAKER_BEFORE.search(text, max(0, span.start - 40), span.start))
         and bool(_SPEAKER_AFTER.match(text, span.end))) or (
@@ -331,6 +343,9 @@ def _name_tail(text: str, pos: int) -> int:
     return end
 
 
+_SENTENCE_START_WORD = re.compile(r"(?:^|(?<=[.!?][ \t])|(?<=\n))[^\W\d_]+", re.M)
+
+
 def gazetteer_persons(text: str) -> list[Span]:
     spans = []
     names = first_names()
@@ -351,6 +366,11 @@ def gazetteer_persons(text: str) -> list[Span]:
             end = m.start(1) + word.end()
         if end > m.start(1):
             spans.append(Span(m.start(1), end, "person", text[m.start(1):end]))
+    for m in _SENTENCE_START_WORD.finditer(text):  # "Leigha lives on ...": cued after
+        span = Span(m.start(), m.end(), "person", m.group())
+        if _capitalised(m.group()) and _CUE_AFTER.match(text, m.end()) \
+                and m.group() not in _OPENERS:
+            spans.append(span)
     for m in _CAPITALISED_AFTER_SPACE.finditer(text):  # announced names no list knows
         word = _WORD_AT.match(text, m.end())
         if word and _capitalised(word.group()) and word.group() not in NOT_SURNAME \
