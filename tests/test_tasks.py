@@ -61,6 +61,11 @@ def test_pii_finds_names_addresses_and_phones_in_any_format():
     assert [(s.category, s.value) for s in detect_pii(
         "I would like to stop receiving messages to 85 99 60")] == [("phone", "85 99 60")]
     assert detect_pii("Send 20 messages to 3 people") == []
+    # a foreign national number whose local part libphonenumber (read as US) takes alone is
+    # taken whole with its area code (numbers: libphonenumber's own examples for DE, RU, PK)
+    for number in ("01512 3456789", "8 (301) 123-45-67", "0301 2345678"):
+        assert [(s.category, s.value) for s in detect_pii(f"Call me at {number} tomorrow.")] \
+            == [("phone", number)], number
 
 
 def test_pii_address_with_an_unknown_street_suffix_needs_a_unit_or_city_tail():

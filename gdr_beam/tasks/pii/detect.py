@@ -29,7 +29,15 @@ def detect(text: str, names: bool = True) -> list[Span]:
         for start, end in find(text):
             if category == "phone" and _postcode(text, start, end):
                 continue
-            add(Span(start, end, category, text[start:end]))
+            span = Span(start, end, category, text[start:end])
+            inside = [s for s in spans if s.overlaps(start, end)]
+            if category == "phone" and inside and all(
+                    s.category == "phone" and start <= s.start and s.end <= end for s in inside):
+                # libphonenumber (read as US) took the local part of a foreign national number;
+                # the digit-shape pattern takes it whole with its area code: "01512 3456789",
+                # "8 (301) 123-45-67"
+                spans[:] = [s for s in spans if s not in inside]
+            add(span)
     spans += recurrences(text, spans)
     if names:
         candidates = [c for s in NER.persons(text) + gazetteer_persons(text)
