@@ -66,6 +66,13 @@ def test_pii_finds_names_addresses_and_phones_in_any_format():
     for number in ("01512 3456789", "8 (301) 123-45-67", "0301 2345678"):
         assert [(s.category, s.value) for s in detect_pii(f"Call me at {number} tomorrow.")] \
             == [("phone", number)], number
+    # an area code with its trunk 0 before a slash (Austria, Hungary); year ranges are no phone
+    for number in ("02124/15868344", "(06)91/417-7763"):
+        assert [(s.category, s.value) for s in detect_pii(f"Tel. {number} after six.")] \
+            == [("phone", number)], number
+    for text in ("the 2021-2022 season", "in 1998-2004 he lived there", "from 03/2021-2022 on",
+                 "Due 01/02/2019 and 05/11 12:30."):
+        assert detect_pii(text) == [], text
 
 
 def test_pii_address_with_an_unknown_street_suffix_needs_a_unit_or_city_tail():

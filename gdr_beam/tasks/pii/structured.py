@@ -55,6 +55,11 @@ def _addresses(text: str) -> list:
     return [(start, end) for start, end, _ in address_spans(text)]
 
 
+# Years and a year range are no phone, whichever finder reads them as one: "the 2021-2022
+# season", "in 1998-2004", "03/2021-2022".
+_YEAR_RANGE = re.compile(r"(?:\d{1,2}/)?(?:19|20)\d\d ?[-–/] ?(?:(?:19|20)\d\d|\d\d)")
+
+
 def _phones(text: str) -> list:
     import phonenumbers  # pylint: disable=import-outside-toplevel
     region = os.environ.get("GDR_PHONE_REGION", "US")
@@ -63,7 +68,7 @@ def _phones(text: str) -> list:
     return [(m.start, m.end)
             for m in phonenumbers.PhoneNumberMatcher(text, region,
                                                      leniency=phonenumbers.Leniency.POSSIBLE)
-            if len(digits(m.raw_string)) <= 15]
+            if len(digits(m.raw_string)) <= 15 and not _YEAR_RANGE.fullmatch(m.raw_string)]
 
 
 # A URL can name its owner (a personal site, a profile, a photo link), and no pattern tells a
@@ -139,8 +144,15 @@ DETECTORS: list[tuple[str, Finder]] = [
     ("handle", _pattern(_HANDLE)),
     ("phone", _phones),  # Google's libphonenumber before the looser digit-shape regex
     ("phone", _pattern(_CUED_PHONE, lambda s: 5 <= len(digits(s)) <= 15)),
+    # an area code with its trunk 0 before a slash (Austria, Hungary, Germany): "02124/15868344",
+    # "(06)91/417-7763"; not a date or a month and years ("01/02/2019", "03/2021-2022")
+    ("phone", _pattern(re.compile(r"(?<![\w./+-])\(?0\d{1,4}\)?\d{0,3}/[ ]?\d{2,8}"
+                                  r"(?:[ .-]?\d{2,5}){0,3}(?![\w/-])"),
+                       lambda s: len(digits(s)) <= 15 and len(digits(s.split("/")[1])) >= 7
+                       and not re.match(r"/ ?(?:19|20)\d\d\b", s[s.index("/"):]))),
     ("phone", _pattern(re.compile(r"(?<![\w.+-])\+?\(?\d{1,4}\)?(?:[ .-]?\(?\d{2,5}\)?){1,4}"
                                   r"(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w-])"),
                        lambda s: 7 <= len(digits(re.sub(r"(?:x|ext\.?).*", "", s))) <= 15
-                       and not _DATE.fullmatch(s) and not _ISO_DATE.search(s))),
+                       and not _DATE.fullmatch(s) and not _ISO_DATE.search(s)
+                       and not _YEAR_RANGE.fullmatch(s))),
 ]
