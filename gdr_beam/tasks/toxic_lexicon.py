@@ -96,8 +96,8 @@ POINTERS = {"you", "u", "ya", "yu", "ur", "your", "youre", "you're", "yall", "y'
 THING_INSULTS = {"trash", "garbage", "lame", "ugly", "useless", "dumb", "stupid", "pathetic",
                  "worthless", "trashy", "disgusting", "fat"}
 LINKS = {"is", "are", "r", "re", "'re", "so", "such", "a", "an", "straight", "just", "complete",
-          "total", "pure", "absolute", "really", "fucking", "fuckin", "being", "be", "was",
-          "were", "look", "looks", "sound", "sounds", "too", "very", "hella", "mad"}
+         "total", "pure", "absolute", "really", "fucking", "fuckin", "being", "be", "was",
+         "were", "look", "looks", "sound", "sounds", "too", "very", "hella", "mad"}
 _YOU = {"you", "u", "ya", "yu", "ur", "your", "youre", "you're", "yall", "y'all", "ya'll", "ure",
         "u're"}
 NEXT_ONLY = {"colored"}  # targeted only right before a people word
@@ -115,7 +115,8 @@ THREAT = re.compile(
     r"(?:(?<![\w,']\s)(?<![\w,'])|(?:you|u|ya)\s+(?:should|can|need\s+to)\s+)(?:just\s+)?"
     r"(?:go|get)\s+"
     r"(?:\w+\s+){0,6}?and\s+die|"  # an order to die, not "I'll go out and die laughing"
-    r"(?:(?:i|we|ima|imma|i'?ma)\s+(?:\w+\s+){0,3}?)?(?:slit|cut)\s+(?:your|ur|yo|his|her|their|(?:this|that)\s+\w+)\s+throats?|"
+    r"(?:(?:i|we|ima|imma|i'?ma)\s+(?:\w+\s+){0,3}?)?(?:slit|cut)\s+"
+    r"(?:your|ur|yo|his|her|their|(?:this|that)\s+\w+)\s+throats?|"
     r"let'?s\s+(?:go\s+)?(?:kill|shoot|hang|lynch)\s+(?:all\s+)?(?:the\s+|those\s+|these\s+)?"
     r"(?:\w+\s+(?:babies|people|kids|children|folks|men|women)|\w+)|"
     r"(?:hope|wish)\s+(?:you|u|he|she|they|all\s+of\s+(?:you|u)|y'?all)\s+(?:\w+\s+){0,3}?"

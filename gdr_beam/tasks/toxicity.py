@@ -135,9 +135,9 @@ _ADJ_BEFORE_SLUR = {"dirty", "filthy", "nasty", "stinky", "thirsty", "crazy", "l
 _DETERMINERS = {"a", "an", "the", "this", "that", "these", "those", "some", "any", "no",
                 "every", "another", "such", "ur", "your", "his", "her", "their", "our", "its",
                 "dis", "dat", "ya", "yo", "my", "mah", "ma", "them"}
-_BE = {"is", "are", "am", "was", "were", "be", "being", "been", "'s", "'re", "'m", "r", "ur", "we're",
-       "youre", "you're", "hes", "he's", "shes", "she's", "im", "i'm", "theyre", "they're",
-       "ure", "u're", "it's", "that's", "who's"}
+_BE = {"is", "are", "am", "was", "were", "be", "being", "been", "'s", "'re", "'m", "r", "ur",
+       "we're", "youre", "you're", "hes", "he's", "shes", "she's", "im", "i'm", "theyre",
+       "they're", "ure", "u're", "it's", "that's", "who's"}
 _PRONOUN_OBJECTS = {"you", "u", "ya", "him", "her", "them", "this", "that", "it", "me",
                     "everyone", "everybody", "yourself", "all", "em", "y'all", "yall"}
 _ADJECTIVE_SUFFIX = re.compile(r"(?:y|ful|ous|ive|able|ible|less|ic|al|ish|est|ed|ing)$")

@@ -85,11 +85,11 @@ _TITLED = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Dear)\.?\s+((?:(?:[A-Z]\.|" +
 _PARTICLES = {"de", "di", "da", "del", "della", "dos", "das", "van", "von", "der", "den", "le",
               "la", "du", "y", "zu", "ten", "ter"}
 # Labels of form fields ("Email: ...", "Room: 3C"), never a name on their own.
-FIELD_LABELS = {"info", "personal", "personal info", "website", "web", "url", "homepage", "blog", "username", "user", "login",
-                 "desk", "office", "home", "work", "billing", "shipping", "where", "when",
-                 "name", "email", "e-mail", "mail", "phone", "tel", "mobile", "cell", "fax",
-                 "address", "notes", "note", "room", "subject", "from", "to", "cc", "date",
-                 "company", "title", "contact"}
+FIELD_LABELS = {"info", "personal", "personal info", "website", "web", "url", "homepage", "blog",
+                "username", "user", "login", "desk", "office", "home", "work", "billing",
+                "shipping", "where", "when", "name", "email", "e-mail", "mail", "phone", "tel",
+                "mobile", "cell", "fax", "address", "notes", "note", "room", "subject", "from",
+                "to", "cc", "date", "company", "title", "contact"}
 _GAP = re.compile(r"[ \t]+")
 _CAPITALISED_AFTER_SPACE = re.compile(r"(?<=[a-z.?:,])[ \t]+(?=[A-Z])")
 
@@ -227,8 +227,8 @@ def _unknown_names(doc) -> list[Span]:
     for t in doc:
         word = t.text
         if len(word) < 3 or not _capitalised(word) or not word.isalpha() or english_word(word) \
-                or word in first_names() or (t.pos_ not in ("PROPN", "NOUN") and not _vocative(t)) \
-                or _is_place(t) \
+                or word in first_names() or _is_place(t) \
+                or (t.pos_ not in ("PROPN", "NOUN") and not _vocative(t)) \
                 or word in city_names() or street_word(word, name_candidate=True) \
                 or (t.i > 0 and doc[t.i - 1].lower_ in ("the", "a", "an")):  # "the Louvre"
             continue
@@ -268,8 +268,8 @@ def _capitalised_run(doc, token) -> list[str]:
 _TITLE = r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?"
 TITLE_BEFORE = re.compile(_TITLE + r"\s+$")
 # Words that announce a person whatever the name looks like ("My name is Platt", "said Saber
-# to Kasey", "Mrs. Pottinger", "She named him Yulan", "a man named Saber"): a word after them is a name even where it is also an English
-# word or a town. "said" announces a speaker only where the name ends the clause ("..., said
+# to Kasey", "Mrs. Pottinger", "She named him Yulan", "a man named Saber"): a word after them
+# is a name even where it is also an English word or a town. "said" announces a speaker only where the name ends the clause ("..., said
 # Favian." / "said Favian to Alexis"), not "he said Paris was lovely"; a possessive before
 # "address", "phone", ... is a person's.
 _CUE_BEFORE = re.compile(r"(?:" + _TITLE + r"|\b(?:[Mm]y|[Hh]is|[Hh]er|[Mm]aiden)"
@@ -367,10 +367,9 @@ def gazetteer_persons(text: str) -> list[Span]:
         if end > m.start(1):
             spans.append(Span(m.start(1), end, "person", text[m.start(1):end]))
     for m in _SENTENCE_START_WORD.finditer(text):  # "Leigha lives on ...": cued after
-        span = Span(m.start(), m.end(), "person", m.group())
         if _capitalised(m.group()) and _CUE_AFTER.match(text, m.end()) \
                 and m.group() not in _OPENERS:
-            spans.append(span)
+            spans.append(Span(m.start(), m.end(), "person", m.group()))
     for m in _CAPITALISED_AFTER_SPACE.finditer(text):  # announced names no list knows
         word = _WORD_AT.match(text, m.end())
         if word and _capitalised(word.group()) and word.group() not in NOT_SURNAME \
