@@ -268,6 +268,7 @@ def test_pii_announced_names_are_names_even_when_also_words_or_towns():
     assert persons("Lily lives on Clasper Way street.") == ["Lily"]
     assert persons("Frits had given Vanda his address") == ["Frits", "Vanda"]
     assert persons("It had given Sandra a fright") == ["Sandra"]
+    assert persons("Evil lives in every heart.") == []
     # an unknown name addressed at the start of a sentence (spaCy tags "Maile" an adverb)
     assert persons("Maile, can I please speak to your boss?") == ["Maile"]
     # list members in any Latin letters

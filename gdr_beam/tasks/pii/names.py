@@ -367,9 +367,13 @@ def gazetteer_persons(text: str) -> list[Span]:
         if end > m.start(1):
             spans.append(Span(m.start(1), end, "person", text[m.start(1):end]))
     for m in _SENTENCE_START_WORD.finditer(text):  # "Leigha lives on ...": cued after
-        if _capitalised(m.group()) and _CUE_AFTER.match(text, m.end()) \
-                and m.group() not in _OPENERS:
-            spans.append(Span(m.start(), m.end(), "person", m.group()))
+        cue = _CUE_AFTER.match(text, m.end())
+        if not cue or not _capitalised(m.group()) or m.group() in _OPENERS:
+            continue
+        if english_word(m.group()) and m.group() not in names \
+                and re.match(r"[ \t]+live[sd][ \t]+(?:in|at)", cue.group()):
+            continue  # "Evil lives in ...", "Music lives at ...": a word, not a name
+        spans.append(Span(m.start(), m.end(), "person", m.group()))
     for m in _CAPITALISED_AFTER_SPACE.finditer(text):  # announced names no list knows
         word = _WORD_AT.match(text, m.end())
         if word and _capitalised(word.group()) and word.group() not in NOT_SURNAME \
