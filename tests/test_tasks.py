@@ -167,6 +167,12 @@ def test_pii_places_and_words_around_places_are_no_names():
                  "He lives on the north side of Mariatal.", "ZIP: 2560-401"):
         assert detect_pii(text) == [], text
     assert [s.value for s in detect_pii("I talked to Izaket yesterday")] == ["Izaket"]
+    # an orchestra, a fund or a partnership is no person; a surname that is also a word stays
+    for text in ("The Ramsey-Johnson Orchestra was founded in 1997.",
+                 "VanEck Vectors Biotech ETF is a design agency",
+                 "America First Multifamily Investors L.P. is a design agency"):
+        assert detect_pii(text) == [], text
+    assert [s.value for s in detect_pii("Anna Church called me")] == ["Anna Church"]
     found = detect_pii("Via Roma is where Paolo Rossi lives.")
     assert [(s.category, s.value) for s in found] == [("person", "Paolo Rossi")]
     # ... but a street-type word that is also a first name ("Calle", Carl), before a surname

@@ -187,7 +187,8 @@ ORG_WORDS = frozenset(
     "partners association university college institute foundation limited technologies "
     "systems international enterprises industries capital securities financial services "
     "ministry department agency council court committee hospital school club party mills "
-    "force income motors airlines media labs pharma pharmaceuticals".split())
+    "force income motors airlines media labs pharma pharmaceuticals orchestra ensemble choir "
+    "etf investors l.p. lp llp ventures studios museum cathedral".split())
 def org_word(word: str) -> bool:
     """An organisation word; the short ones ("SA", "AS", "Co") only as written in names."""
     low = word.lower().rstrip(".")
