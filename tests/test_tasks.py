@@ -164,7 +164,9 @@ def test_pii_places_and_words_around_places_are_no_names():
     # a word no list knows after "in", "side of", "arrived at" is a town, not a name; a
     # postcode a label names is no phone
     for text in ("The title refers to Turjaška street in Monagri.",
-                 "He lives on the north side of Mariatal.", "ZIP: 2560-401"):
+                 "He lives on the north side of Mariatal.", "ZIP: 2560-401",
+                 "The Princess Royal arrived at Sečovlje this morning.",
+                 "It is a design agency based in Salmon Arm."):
         assert detect_pii(text) == [], text
     assert [s.value for s in detect_pii("I talked to Izaket yesterday")] == ["Izaket"]
     # an orchestra, a fund or a partnership is no person; a surname that is also a word stays

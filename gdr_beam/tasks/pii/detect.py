@@ -9,7 +9,7 @@ from gdr_beam.tasks.pii.addresses import UNIT_LINE, street_type_prefix, street_w
 from gdr_beam.tasks.pii.gazetteers import city_names, countries_and_states, english_words, \
     first_names, last_names
 from gdr_beam.tasks.pii.names import FIELD_LABELS, NER, announced, english_word, \
-    gazetteer_persons, merge_persons, org_word, outside, with_given_name_before
+    gazetteer_persons, in_place_slot, merge_persons, org_word, outside, with_given_name_before
 from gdr_beam.tasks.pii.national_ids import ID_WORDS
 from gdr_beam.tasks.pii.recurrences import recurrences
 from gdr_beam.tasks.pii.structured import DETECTORS
@@ -45,7 +45,8 @@ def detect(text: str, names: bool = True) -> list[Span]:
         addresses = [s for s in spans if s.category == "street_address"]
         for span in merge_persons(text, candidates):
             if not _in_org_name(text, span) and not _town_line(text, span, addresses) \
-                    and not _street_or_word(text, span) and not _id_word(span):
+                    and not _street_or_word(text, span) and not _id_word(span) \
+                    and not _town_in_place_slot(text, span):
                 span = _with_first_name_before(text, span)
                 whole = with_given_name_before(text, span)
                 add(span if any(whole.overlaps(s.start, s.end) for s in spans) else whole)
@@ -218,6 +219,13 @@ def _mates(text: str, spans: list) -> list[Span]:
             if not common or 2 * found >= len(items):
                 out.append(Span(a, b, "person", word))
     return out
+
+
+def _town_in_place_slot(text: str, span: Span) -> bool:
+    """A candidate where a place stands ("based in Salmon Arm", "arrived at Campinas") whose
+    first word is no known first name: a town the NER model took for a person."""
+    return in_place_slot(text, span.start) and span.value.split()[0] not in first_names() \
+        and not announced(text, span)
 
 
 def _id_word(span: Span) -> bool:

@@ -216,17 +216,15 @@ _MONTHS_DAYS = frozenset(
 # Words before a capitalised word that make it a place, whatever the word ("based in Monagri",
 # "arrived at Sečovlje", "returned to Jändja", "the north side of Mariatal"): "to", "at" and
 # "from" alone also lead to people ("talk to Izaket"), so they count only after a verb of going.
-_PLACE_SLOT = {("in",), ("near",), ("into",), ("arrived", "at"), ("returned", "to"),
-               ("side", "of"), ("here", "from"), ("moved", "from"), ("moved", "to"),
-               ("back", "to"), ("trip", "to"), ("flew", "to"), ("went", "to"), ("drove", "to"),
-               ("travelled", "to"), ("traveled", "to"), ("outskirts", "of"), ("centre", "of"),
-               ("center", "of"), ("town", "of"), ("city", "of"), ("village", "of")}
+_PLACE_SLOT = re.compile(r"(?i)(?:\b(?:in|near|into)|\barrived at|\breturned to|\bside of|"
+                         r"\bhere from|\bmoved (?:from|to)|\bback to|\btrip to|\b(?:flew|went|"
+                         r"drove|travell?ed) to|\boutskirts of|\bcent(?:re|er) of|"
+                         r"\b(?:town|city|village) of)[ \t]+$")
 
 
-def _place_slot(token) -> bool:
-    doc, i = token.doc, token.i
-    before = tuple(t.lower_ for t in doc[max(0, i - 2):i])
-    return before[-1:] in _PLACE_SLOT or before[-2:] in _PLACE_SLOT
+def in_place_slot(text: str, start: int) -> bool:
+    """Whether the word at start stands where a place does (see _PLACE_SLOT)."""
+    return bool(_PLACE_SLOT.search(text, max(0, start - 20), start))
 
 
 def _unknown_names(doc) -> list[Span]:
@@ -244,7 +242,7 @@ def _unknown_names(doc) -> list[Span]:
     for t in doc:
         word = t.text
         if len(word) < 3 or not _capitalised(word) or not word.isalpha() or english_word(word) \
-                or word in first_names() or _is_place(t) or _place_slot(t) \
+                or word in first_names() or _is_place(t) or in_place_slot(doc.text, t.idx) \
                 or (t.pos_ not in ("PROPN", "NOUN") and not _vocative(t)) \
                 or word in city_names() or street_word(word, name_candidate=True) \
                 or (t.i > 0 and doc[t.i - 1].lower_ in ("the", "a", "an")):  # "the Louvre"
