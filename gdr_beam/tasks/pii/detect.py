@@ -68,9 +68,10 @@ def _postcode(text: str, start: int, end: int) -> bool:
     """A short number that opens a line or follows a comma and precedes a town is a postcode
     ("75802-262 Rio Verde", "2520-499 Peniche"), not a phone; so is one a postcode label
     names ("ZIP: 2560-401")."""
-    short = sum(c.isdigit() for c in text[start:end]) <= 8
-    return short and (bool(_TOWN_AFTER.match(text, end)) and bool(_LINE_START.search(
-        text, 0, start)) or bool(_POSTCODE_LABEL.search(text, max(0, start - 20), start)))
+    if sum(c.isdigit() for c in text[start:end]) > 8:
+        return False
+    before_town = bool(_TOWN_AFTER.match(text, end)) and bool(_LINE_START.search(text, 0, start))
+    return before_town or bool(_POSTCODE_LABEL.search(text, max(0, start - 20), start))
 
 
 def _in_org_name(text: str, span: Span) -> bool:

@@ -37,12 +37,12 @@ from gdr_beam.tasks.pii.quasi import POLICIES, QUASI_CATEGORIES, Policy, QuasiFa
 
 _INITIAL = re.compile(r"[A-Z]\.")
 _STREET_LINE = re.compile(r"[^\n,]*")
+_POSSESSIVE = re.compile(r"(.+?)(['\u2019]s?)")
 
 
 def _street_line(address: str) -> str:
     """An address's first line up to a comma, without a closing period: its street."""
     return _STREET_LINE.match(address).group().rstrip(". ")
-_POSSESSIVE = re.compile(r"(.+?)(['\u2019]s?)")
 
 
 def plain(word: str) -> str:

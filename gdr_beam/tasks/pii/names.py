@@ -242,7 +242,7 @@ def _unknown_names(doc) -> list[Span]:
     for t in doc:
         word = t.text
         if len(word) < 3 or not _capitalised(word) or not word.isalpha() or english_word(word) \
-                or word in first_names() or _is_place(t) or in_place_slot(doc.text, t.idx) \
+                or word in first_names() or _is_place(t) \
                 or (t.pos_ not in ("PROPN", "NOUN") and not _vocative(t)) \
                 or word in city_names() or street_word(word, name_candidate=True) \
                 or (t.i > 0 and doc[t.i - 1].lower_ in ("the", "a", "an")):  # "the Louvre"
